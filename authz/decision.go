@@ -1,0 +1,160 @@
+package authz
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+)
+
+// Result is the outcome class of a decision.
+type Result uint8
+
+const (
+	// Deny is the zero value, so a Decision that was never filled in denies.
+	Deny Result = iota
+	// Allow lets the request through.
+	Allow
+	// Unavailable means gatehouse could not decide (the directory did not
+	// answer). It is a deny with status 503 and a Retry-After.
+	Unavailable
+)
+
+// String returns "deny", "allow" or "unavailable" (metric and log label).
+func (r Result) String() string {
+	switch r {
+	case Allow:
+		return "allow"
+	case Unavailable:
+		return "unavailable"
+	default:
+		return "deny"
+	}
+}
+
+// Reason is a stable, machine-readable code for a decision, used in logs,
+// metrics and Envoy dynamic metadata. It never carries request data.
+type Reason string
+
+// Reasons, one per row of the decision table.
+const (
+	ReasonPublic              Reason = "public"
+	ReasonAllowed             Reason = "allowed"
+	ReasonMissingCredentials  Reason = "missing_credentials"
+	ReasonInvalidHeader       Reason = "invalid_header"
+	ReasonInvalidEncoding     Reason = "invalid_encoding"
+	ReasonTokenExpired        Reason = "token_expired"
+	ReasonInvalidToken        Reason = "invalid_token"
+	ReasonInvalidClaims       Reason = "invalid_claims"
+	ReasonInvalidTokenType    Reason = "invalid_token_type"
+	ReasonApplicationNotFound Reason = "application_not_found"
+	ReasonApplicationDisabled Reason = "application_disabled"
+	ReasonUserNotFound        Reason = "user_not_found"
+	ReasonUserDisabled        Reason = "user_disabled"
+	ReasonNoScope             Reason = "no_scope"
+	ReasonMissingScope        Reason = "missing_scope"
+	ReasonUnknownAction       Reason = "unknown_action"
+	ReasonRouteDenied         Reason = "route_denied"
+	ReasonDirectoryError      Reason = "directory_unavailable"
+	ReasonBadRequest          Reason = "bad_request"
+	ReasonInternalError       Reason = "internal_error"
+)
+
+// Challenge is the RFC 6750 error code carried by WWW-Authenticate.
+type Challenge string
+
+// Challenge codes. ChallengeNone still sends "Bearer" (missing credentials).
+const (
+	ChallengeNone              Challenge = ""
+	ChallengeInvalidRequest    Challenge = "invalid_request"
+	ChallengeInvalidToken      Challenge = "invalid_token"
+	ChallengeInsufficientScope Challenge = "insufficient_scope"
+)
+
+// Identity is who the request acts as once authenticated.
+type Identity struct {
+	UserID   string
+	ClientID string
+	// Scope is the token's scopes, space-separated ("" when none).
+	Scope string
+}
+
+// Decision is the answer for one request. Adapters translate it to their
+// protocol; they must send a deny for every Result other than Allow.
+type Decision struct {
+	Result Result
+	Reason Reason
+	// Status is the HTTP status for the client: 200 on allow, 401/403 on deny,
+	// 503 when unavailable.
+	Status int
+	// Message is the exact detail text of a deny (Meet's wording).
+	Message string
+	// Challenge is the WWW-Authenticate error code (401s and scope 403s).
+	Challenge Challenge
+	// Scope is the scope a 403 insufficient_scope challenge names.
+	Scope string
+	// Identity is set on an authenticated allow, and carries whatever was
+	// learnt of the caller on some denies (user/client ids for access logs).
+	Identity Identity
+	// RetryAfterSeconds is sent as Retry-After on Unavailable.
+	RetryAfterSeconds int
+}
+
+// Allowed reports whether the request may pass. Only an explicit Allow does.
+func (d *Decision) Allowed() bool { return d.Result == Allow }
+
+// Body returns the JSON body of a deny: {"detail":"<message>"}.
+func (d *Decision) Body() []byte {
+	b, err := json.Marshal(struct {
+		Detail string `json:"detail"`
+	}{d.Message})
+	if err != nil { // cannot happen for a struct of one string
+		return []byte(`{"detail":"Internal error."}`)
+	}
+	return b
+}
+
+// ChallengeHeader returns the WWW-Authenticate value for this decision, or ""
+// when none is due (allows, 503s, and 403s that are not about scope). realm is
+// optional.
+func (d *Decision) ChallengeHeader(realm string) string {
+	switch {
+	case d.Status == http.StatusUnauthorized:
+	case d.Status == http.StatusForbidden && d.Challenge == ChallengeInsufficientScope:
+	default:
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString("Bearer")
+	sep := " "
+	param := func(k, v string) {
+		b.WriteString(sep)
+		b.WriteString(k)
+		b.WriteString(`="`)
+		b.WriteString(quoteEscape(v))
+		b.WriteByte('"')
+		sep = ", "
+	}
+	if realm != "" {
+		param("realm", realm)
+	}
+	if d.Challenge != ChallengeNone {
+		param("error", string(d.Challenge))
+		if d.Challenge == ChallengeInsufficientScope {
+			if d.Scope != "" {
+				param("scope", d.Scope)
+			}
+		} else {
+			param("error_description", d.Message)
+		}
+	}
+	return b.String()
+}
+
+// quoteEscape escapes a value for an RFC 7230 quoted-string.
+func quoteEscape(s string) string {
+	if !strings.ContainsAny(s, `"\`) {
+		return s
+	}
+	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`)
+	return r.Replace(s)
+}

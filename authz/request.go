@@ -1,0 +1,19 @@
+package authz
+
+// Request holds the attributes of the request being authorised, as a proxy
+// adapter extracted them. Strings may hold arbitrary bytes: raw header values
+// from Envoy's header_map are not guaranteed to be UTF-8.
+type Request struct {
+	// Method is the HTTP method, upper case as sent by the client.
+	Method string
+	// Path is the raw request target (path and query), as the proxy sent it.
+	Path string
+	// Host is the :authority / Host of the request.
+	Host string
+	// Authorization is the value of the Authorization header; empty when the
+	// header is absent.
+	Authorization string
+	// ContextExtensions carries per-route settings chosen by the proxy (Envoy's
+	// check_settings.context_extensions); nil when there are none.
+	ContextExtensions map[string]string
+}
