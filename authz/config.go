@@ -58,10 +58,3 @@ func (f IDFormat) String() string {
 	}
 	return "uuid"
 }
-
-// NormalizeUUID returns the canonical lower-case hyphenated form of a UUID
-// written in any of the forms Python's uuid.UUID accepts (upper case, no
-// dashes, braces, "urn:uuid:"), and false when s is not a UUID.
-func NormalizeUUID(s string) (string, bool) {
-	panic("not implemented")
-}

@@ -1,0 +1,309 @@
+package authz
+
+import (
+	"encoding/json"
+	"errors"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// Deny decisions of the verification and claim steps (DESIGN §2 steps 4–8).
+var (
+	denyTokenExpired     = unauthorized(ReasonTokenExpired, ChallengeInvalidToken, "Token expired.")
+	denyInvalidToken     = unauthorized(ReasonInvalidToken, ChallengeInvalidToken, "Invalid token.")
+	denyInvalidClaims    = unauthorized(ReasonInvalidClaims, ChallengeInvalidToken, "Invalid token claims.")
+	denyInvalidTokenType = unauthorized(ReasonInvalidTokenType, ChallengeInvalidToken, "Invalid token type.")
+)
+
+// numericDate is a time claim, floored to whole seconds as PyJWT's int() does.
+type numericDate struct {
+	set bool
+	sec int64
+}
+
+// claims is what gatehouse keeps of a verified token. It is immutable once
+// built, so the verified-token cache can share it between goroutines.
+type claims struct {
+	// userID is the user_id claim, normalised when the directory uses UUIDs;
+	// userIDOK is false when it is not a valid id of the configured format.
+	userID   string
+	userIDOK bool
+	clientID string
+	// scopes is the scope claim split into words; scope is them joined by
+	// single spaces (the x-auth-scope header value).
+	scopes []string
+	scope  string
+
+	iat, nbf, exp numericDate
+}
+
+// verifier checks tokens with PyJWT's semantics, as Meet runs them
+// (DESIGN §2.1).
+type verifier struct {
+	cfg    JWTConfig
+	method *jwt.SigningMethodHMAC
+	parser *jwt.Parser
+	idFmt  IDFormat
+}
+
+func newVerifier(cfg JWTConfig, idFmt IDFormat) (*verifier, error) {
+	if cfg.Algorithm == "" {
+		cfg.Algorithm = DefaultAlgorithm
+	}
+	method, err := signingMethod(cfg.Algorithm)
+	if err != nil {
+		return nil, err
+	}
+	if len(cfg.Secret) == 0 {
+		return nil, errors.New("JWT secret is empty")
+	}
+	if cfg.Leeway < 0 {
+		return nil, errors.New("JWT leeway is negative")
+	}
+	return &verifier{
+		cfg:    cfg,
+		method: method,
+		// The signature is checked by verify before the parser sees the
+		// token, so the parser only decodes; JSON numbers stay json.Number so
+		// that iat/nbf/exp keep their exact value and type. Padding is allowed
+		// because PyJWT accepts padded segments.
+		parser: jwt.NewParser(jwt.WithJSONNumber(), jwt.WithPaddingAllowed()),
+		idFmt:  idFmt,
+	}, nil
+}
+
+// verify checks token's signature and claims at time now and returns its
+// claims, or the deny decision of the first failing check.
+//
+// The signature is checked first, on the raw segments, so a forged or garbage
+// token costs one HMAC and no JSON decoding. The outcome equals PyJWT's order
+// (algorithm, signature, claims): every failure before the time claims is the
+// same "Invalid token." answer.
+func (v *verifier) verify(token string, now time.Time) (*claims, *Decision) {
+	dot2 := strings.LastIndexByte(token, '.')
+	if dot2 <= 0 {
+		return nil, &denyInvalidToken
+	}
+	signingInput, sigSeg := token[:dot2], token[dot2+1:]
+	if strings.IndexByte(signingInput, '.') <= 0 {
+		return nil, &denyInvalidToken
+	}
+	sig, err := v.parser.DecodeSegment(sigSeg)
+	if err != nil {
+		return nil, &denyInvalidToken
+	}
+	if err := v.method.Verify(signingInput, sig, v.cfg.Secret); err != nil {
+		return nil, &denyInvalidToken
+	}
+	// The signature is good: the token was made by a holder of the secret.
+	// Decode header and payload, and refuse any alg but the configured one
+	// (a token signed with our key but labelled otherwise is not ours).
+	mc := jwt.MapClaims{}
+	parsed, _, err := v.parser.ParseUnverified(token, mc)
+	if err != nil {
+		return nil, &denyInvalidToken
+	}
+	if alg, _ := parsed.Header["alg"].(string); alg != v.cfg.Algorithm {
+		return nil, &denyInvalidToken
+	}
+	return v.validate(mc, now)
+}
+
+// validate applies the registered-claim rules in PyJWT's order (required
+// claims, iat, nbf, exp, iss, aud, sub, jti), then Meet's own claim checks
+// (user_id, client_id, delegated).
+func (v *verifier) validate(mc jwt.MapClaims, now time.Time) (*claims, *Decision) {
+	c := &claims{}
+	var ok bool
+	if c.iat, ok = numericClaim(mc, "iat"); !ok {
+		return nil, &denyInvalidToken
+	}
+	if c.nbf, ok = numericClaim(mc, "nbf"); !ok {
+		return nil, &denyInvalidToken
+	}
+	if c.exp, ok = numericClaim(mc, "exp"); !ok {
+		return nil, &denyInvalidToken
+	}
+	if v.cfg.RequireExp && !c.exp.set {
+		return nil, &denyInvalidToken
+	}
+	if d := v.checkTimes(c, now); d != nil {
+		return nil, d
+	}
+	if v.cfg.Issuer != "" {
+		if iss, isStr := mc["iss"].(string); !isStr || iss != v.cfg.Issuer {
+			return nil, &denyInvalidToken
+		}
+	}
+	if !v.audienceOK(mc) {
+		return nil, &denyInvalidToken
+	}
+	for _, name := range [...]string{"sub", "jti"} {
+		if val, present := mc[name]; present {
+			if _, isStr := val.(string); !isStr {
+				return nil, &denyInvalidToken
+			}
+		}
+	}
+
+	// Meet's claim checks (ApplicationJWTAuthentication), in the order of
+	// the decision table. Python's truthiness is narrowed on purpose: ids must
+	// be non-empty strings and delegated must be JSON true (DESIGN §2.2).
+	rawUserID, _ := mc["user_id"].(string)
+	if rawUserID == "" {
+		return nil, &denyInvalidClaims
+	}
+	c.clientID, _ = mc["client_id"].(string)
+	if c.clientID == "" {
+		return nil, &denyInvalidClaims
+	}
+	if delegated, _ := mc["delegated"].(bool); !delegated {
+		return nil, &denyInvalidTokenType
+	}
+	switch v.idFmt {
+	case IDFormatOpaque:
+		c.userID, c.userIDOK = rawUserID, true
+	default:
+		c.userID, c.userIDOK = NormalizeUUID(rawUserID)
+		if !c.userIDOK {
+			c.userID = rawUserID
+		}
+	}
+	c.scopes = scopeClaim(mc["scope"])
+	c.scope = strings.Join(c.scopes, " ")
+	return c, nil
+}
+
+// checkTimes re-checks the time claims against now. It runs on every use of
+// a token, cached or not, so a cached token expires exactly when PyJWT would
+// say so: expired when floor(exp) <= now - leeway, not yet valid when
+// floor(iat) or floor(nbf) > now + leeway.
+func (v *verifier) checkTimes(c *claims, now time.Time) *Decision {
+	t := float64(now.UnixNano()) / 1e9
+	leeway := v.cfg.Leeway.Seconds()
+	if c.iat.set && float64(c.iat.sec) > t+leeway {
+		return &denyInvalidToken
+	}
+	if c.nbf.set && float64(c.nbf.sec) > t+leeway {
+		return &denyInvalidToken
+	}
+	if c.exp.set && float64(c.exp.sec) <= t-leeway {
+		return &denyTokenExpired
+	}
+	return nil
+}
+
+// audienceOK applies PyJWT's aud rules. With no audience configured, a token
+// with any truthy aud is refused; with one, aud is required and must be that
+// string or a list of strings containing it.
+func (v *verifier) audienceOK(mc jwt.MapClaims) bool {
+	aud, present := mc["aud"]
+	truthy := present && pyTruthy(aud)
+	if v.cfg.Audience == "" {
+		return !truthy
+	}
+	if !truthy {
+		return false
+	}
+	switch a := aud.(type) {
+	case string:
+		return a == v.cfg.Audience
+	case []any:
+		found := false
+		for _, e := range a {
+			s, isStr := e.(string)
+			if !isStr {
+				return false // PyJWT: "Invalid claim format in token"
+			}
+			if s == v.cfg.Audience {
+				found = true
+			}
+		}
+		return found
+	default:
+		return false
+	}
+}
+
+// pyTruthy is Python's truth value of a decoded JSON value.
+func pyTruthy(v any) bool {
+	switch x := v.(type) {
+	case nil:
+		return false
+	case bool:
+		return x
+	case string:
+		return x != ""
+	case json.Number:
+		f, err := x.Float64()
+		return err != nil || f != 0 // an unparsable number is not zero
+	case []any:
+		return len(x) > 0
+	case map[string]any:
+		return len(x) > 0
+	default:
+		return true
+	}
+}
+
+// maxClaimSeconds clamps absurd time claims so arithmetic cannot overflow;
+// anything this far away is "never" either way.
+const maxClaimSeconds = 1 << 53
+
+// numericClaim reads a time claim: absent is fine, present must be a finite
+// JSON number, floored to seconds.
+func numericClaim(mc jwt.MapClaims, name string) (numericDate, bool) {
+	val, present := mc[name]
+	if !present {
+		return numericDate{}, true
+	}
+	n, isNum := val.(json.Number)
+	if !isNum {
+		return numericDate{}, false
+	}
+	if i, err := n.Int64(); err == nil {
+		return numericDate{set: true, sec: clampSeconds(float64(i))}, true
+	}
+	f, err := n.Float64()
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+		return numericDate{}, false
+	}
+	return numericDate{set: true, sec: clampSeconds(math.Floor(f))}, true
+}
+
+func clampSeconds(f float64) int64 {
+	switch {
+	case f > maxClaimSeconds:
+		return maxClaimSeconds
+	case f < -maxClaimSeconds:
+		return -maxClaimSeconds
+	default:
+		return int64(f)
+	}
+}
+
+// scopeClaim reads the scope claim: a space-separated string or a JSON list
+// of strings. Any other shape grants nothing.
+func scopeClaim(v any) []string {
+	switch s := v.(type) {
+	case string:
+		return strings.Fields(s)
+	case []any:
+		out := make([]string, 0, len(s))
+		for _, e := range s {
+			str, isStr := e.(string)
+			if !isStr {
+				return nil
+			}
+			if str != "" {
+				out = append(out, str)
+			}
+		}
+		return out
+	default:
+		return nil
+	}
+}
