@@ -1,0 +1,222 @@
+// Package boundedcache is a generic, sharded, size-bounded cache with
+// per-entry expiry, built for the per-request path: Get takes one shard lock,
+// does one map lookup and allocates nothing.
+//
+// Bound. The total capacity is split across the shards (the per-shard
+// capacities sum to exactly the requested capacity), so Len never exceeds
+// capacity. Because keys hash unevenly, a shard can fill up and evict while
+// the cache as a whole holds fewer than capacity entries: the bound is exact,
+// the usable size is approximate.
+//
+// Eviction. When a new key lands in a full shard, a CLOCK hand sweeps the
+// shard's entries: the first entry that is expired, or has not been read since
+// the hand last passed it, is replaced. Every Get of a live entry sets its
+// "referenced" bit, so hot entries survive and one-shot entries go first. Each
+// bit cleared by the hand was paid for by an earlier Get, which makes eviction
+// O(1) amortised.
+//
+// Expired entries are not removed by Get: Peek still returns them (callers
+// use that to serve a stale entry while their origin is down), and they are
+// the first victims when room is needed.
+package boundedcache
+
+import (
+	"hash/maphash"
+	"sync"
+	"time"
+)
+
+const (
+	// maxShards bounds lock striping; 64 shards keep 64 goroutines on a
+	// handful of cores from meeting on one mutex.
+	maxShards = 64
+	// minPerShard keeps small caches from being split into shards so tiny
+	// that a hot key is evicted by the first collision.
+	minPerShard = 32
+)
+
+// Cache is a sharded, bounded map from K to V where every entry carries an
+// expiry time. The zero value is not usable; call New. All methods are safe
+// for concurrent use.
+type Cache[K comparable, V any] struct {
+	seed   maphash.Seed
+	mask   uint64
+	shards []shard[K, V]
+}
+
+type entry[K comparable, V any] struct {
+	key     K
+	val     V
+	expires time.Time
+	stored  time.Time
+	ref     bool // read since the CLOCK hand last passed
+}
+
+type shard[K comparable, V any] struct {
+	mu    sync.Mutex
+	cap   int
+	index map[K]int // key -> position in slots
+	slots []entry[K, V]
+	hand  int
+	// Keep neighbouring shards' mutexes off each other's cache line.
+	_ [64]byte
+}
+
+// New returns a cache holding at most capacity entries. A capacity below 1 is
+// treated as 1.
+func New[K comparable, V any](capacity int) *Cache[K, V] {
+	if capacity < 1 {
+		capacity = 1
+	}
+	n := 1
+	for n*2 <= maxShards && n*2*minPerShard <= capacity {
+		n *= 2
+	}
+	c := &Cache[K, V]{
+		seed:   maphash.MakeSeed(),
+		mask:   uint64(n - 1),
+		shards: make([]shard[K, V], n),
+	}
+	base, extra := capacity/n, capacity%n
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.cap = base
+		if i < extra {
+			s.cap++
+		}
+		// Maps and slots grow on demand: a large, mostly empty cache costs
+		// little memory.
+		s.index = make(map[K]int)
+	}
+	return c
+}
+
+func (c *Cache[K, V]) shardFor(key K) *shard[K, V] {
+	if c.mask == 0 {
+		return &c.shards[0]
+	}
+	return &c.shards[maphash.Comparable(c.seed, key)&c.mask]
+}
+
+// Get returns the value stored for key if it has not expired at now (an entry
+// is expired when now >= its expiry).
+func (c *Cache[K, V]) Get(key K, now time.Time) (V, bool) {
+	s := c.shardFor(key)
+	s.mu.Lock()
+	i, ok := s.index[key]
+	if !ok {
+		s.mu.Unlock()
+		var zero V
+		return zero, false
+	}
+	e := &s.slots[i]
+	if !now.Before(e.expires) {
+		s.mu.Unlock()
+		var zero V
+		return zero, false
+	}
+	e.ref = true
+	v := e.val
+	s.mu.Unlock()
+	return v, true
+}
+
+// Peek returns the entry stored for key whether or not it has expired, with
+// its expiry and the time it was stored. It does not mark the entry as used.
+func (c *Cache[K, V]) Peek(key K) (v V, expires, stored time.Time, ok bool) {
+	s := c.shardFor(key)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i, ok := s.index[key]
+	if !ok {
+		return v, expires, stored, false
+	}
+	e := &s.slots[i]
+	return e.val, e.expires, e.stored, true
+}
+
+// Set stores v for key, stored at now and valid until expires. If the key's
+// shard is full, an expired or not recently read entry is evicted.
+func (c *Cache[K, V]) Set(key K, v V, now, expires time.Time) {
+	s := c.shardFor(key)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if i, ok := s.index[key]; ok {
+		s.slots[i] = entry[K, V]{key: key, val: v, expires: expires, stored: now, ref: true}
+		return
+	}
+	if len(s.slots) < s.cap {
+		s.index[key] = len(s.slots)
+		s.slots = append(s.slots, entry[K, V]{key: key, val: v, expires: expires, stored: now})
+		return
+	}
+	i := s.victim(now)
+	delete(s.index, s.slots[i].key)
+	s.slots[i] = entry[K, V]{key: key, val: v, expires: expires, stored: now}
+	s.index[key] = i
+}
+
+// victim runs the CLOCK hand until it finds an entry to replace. It stops
+// within two sweeps: the first clears every reference bit it passes.
+// The caller holds s.mu and the shard is full (len(slots) == cap >= 1).
+func (s *shard[K, V]) victim(now time.Time) int {
+	for {
+		if s.hand >= len(s.slots) {
+			s.hand = 0
+		}
+		i := s.hand
+		s.hand++
+		e := &s.slots[i]
+		if !e.ref || !now.Before(e.expires) {
+			return i
+		}
+		e.ref = false
+	}
+}
+
+// Delete removes key if present.
+func (c *Cache[K, V]) Delete(key K) {
+	s := c.shardFor(key)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i, ok := s.index[key]
+	if !ok {
+		return
+	}
+	delete(s.index, key)
+	last := len(s.slots) - 1
+	if i != last {
+		s.slots[i] = s.slots[last]
+		s.index[s.slots[i].key] = i
+	}
+	// Zero the vacated slot so the GC can reclaim what it referenced.
+	s.slots[last] = entry[K, V]{}
+	s.slots = s.slots[:last]
+}
+
+// Purge removes every entry.
+func (c *Cache[K, V]) Purge() {
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.mu.Lock()
+		clear(s.index)
+		clear(s.slots)
+		s.slots = s.slots[:0]
+		s.hand = 0
+		s.mu.Unlock()
+	}
+}
+
+// Len returns the number of entries, expired ones included. Shards are
+// counted one after the other, so under concurrent writes the result is a
+// snapshot of no single instant.
+func (c *Cache[K, V]) Len() int {
+	n := 0
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.mu.Lock()
+		n += len(s.slots)
+		s.mu.Unlock()
+	}
+	return n
+}

@@ -1,0 +1,263 @@
+package userstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+
+	"github.com/gatehouse-authz/gatehouse/internal/boundedcache"
+)
+
+// Cache defaults.
+const (
+	DefaultCacheSize     = 100_000
+	DefaultTTL           = 30 * time.Second
+	DefaultNegativeTTL   = 5 * time.Second
+	DefaultLookupTimeout = 250 * time.Millisecond
+)
+
+// CacheOptions configure a Cache. Zero values select the defaults.
+type CacheOptions struct {
+	// Size bounds the number of cached records of each kind (default
+	// DefaultCacheSize): users and apps have separate caches, so at most
+	// 2*Size entries are held.
+	Size int
+	// TTL is how long an Active answer is served from the cache (default
+	// DefaultTTL). A negative value disables caching of Active answers.
+	TTL time.Duration
+	// NegativeTTL is how long NotFound and Inactive answers are served
+	// (default DefaultNegativeTTL). It is shorter than TTL so that a newly
+	// created or re-enabled account works soon even without invalidation.
+	// A negative value disables caching of these answers.
+	NegativeTTL time.Duration
+	// StaleIfError, when positive, lets a lookup whose origin fails answer
+	// with a cached entry, even an expired one, stored less than
+	// StaleIfError ago. Zero (the default) never serves stale entries.
+	StaleIfError time.Duration
+	// LookupTimeout bounds one origin lookup (default DefaultLookupTimeout).
+	// The origin call is shared by every caller waiting on the same key, so
+	// it runs detached from any one caller's context and this timeout is
+	// what stops it.
+	LookupTimeout time.Duration
+	// Now returns the current time; tests inject a fake clock. Default
+	// time.Now.
+	Now func() time.Time
+	// Logger receives warnings when stale entries are served. Default
+	// slog.Default().
+	Logger *slog.Logger
+	// OnLookup, if set, is called once per Lookup with layer "cache" and
+	// an outcome: "hit", "miss" (answered by the origin), "stale" (origin
+	// failed, stale entry served) or "error". It runs on the request path
+	// and must be fast and safe for concurrent use.
+	OnLookup func(layer, outcome string)
+}
+
+// Cache is a Directory that answers from a bounded in-process cache in front
+// of another Directory (the origin). Concurrent misses on one key share a
+// single origin lookup. Errors are never cached.
+type Cache struct {
+	origin Directory
+	// One cache per kind, keyed by the bare id: a string key hashes about
+	// three times faster than a {kind, id} struct, which matters on the
+	// hit path, and needs no allocation either.
+	users    *boundedcache.Cache[string, Status]
+	apps     *boundedcache.Cache[string, Status]
+	group    singleflight.Group
+	ttl      time.Duration
+	negTTL   time.Duration
+	stale    time.Duration
+	timeout  time.Duration
+	now      func() time.Time
+	log      *slog.Logger
+	onLookup func(layer, outcome string)
+
+	// gen counts invalidations. An origin answer is stored only if no
+	// invalidation happened while it was in flight: otherwise an answer read
+	// before a change could be cached after the change's invalidation.
+	gen atomic.Uint64
+}
+
+// cacheKey names a record on the miss path.
+type cacheKey struct {
+	kind Kind
+	id   string
+}
+
+// NewCache returns a Cache in front of origin.
+func NewCache(origin Directory, opts CacheOptions) *Cache {
+	c := &Cache{
+		origin:   origin,
+		ttl:      opts.TTL,
+		negTTL:   opts.NegativeTTL,
+		stale:    opts.StaleIfError,
+		timeout:  opts.LookupTimeout,
+		now:      opts.Now,
+		log:      opts.Logger,
+		onLookup: opts.OnLookup,
+	}
+	size := opts.Size
+	if size <= 0 {
+		size = DefaultCacheSize
+	}
+	if c.ttl == 0 {
+		c.ttl = DefaultTTL
+	}
+	if c.negTTL == 0 {
+		c.negTTL = DefaultNegativeTTL
+	}
+	if c.timeout <= 0 {
+		c.timeout = DefaultLookupTimeout
+	}
+	if c.now == nil {
+		c.now = time.Now
+	}
+	if c.log == nil {
+		c.log = slog.Default()
+	}
+	c.users = boundedcache.New[string, Status](size)
+	c.apps = boundedcache.New[string, Status](size)
+	return c
+}
+
+// table returns the cache for kind, or nil for an unknown kind.
+func (c *Cache) table(kind Kind) *boundedcache.Cache[string, Status] {
+	switch kind {
+	case User:
+		return c.users
+	case App:
+		return c.apps
+	default:
+		return nil
+	}
+}
+
+func (c *Cache) observe(outcome string) {
+	if c.onLookup != nil {
+		c.onLookup("cache", outcome)
+	}
+}
+
+// Lookup implements Directory. A cached, unexpired answer is returned at once
+// (even if ctx is done). Otherwise the origin is asked, once per key however
+// many callers wait; each caller gives up as soon as its own ctx is done, with
+// an error wrapping both ErrUnavailable and ctx.Err(). An origin error is
+// returned wrapped in ErrUnavailable, unless StaleIfError allows a recent
+// cached answer to be served instead.
+func (c *Cache) Lookup(ctx context.Context, kind Kind, id string) (Status, error) {
+	t := c.table(kind)
+	if t == nil {
+		// A programming error, not an outage: not wrapped in ErrUnavailable.
+		c.observe("error")
+		return NotFound, fmt.Errorf("userstore: cache: unknown kind %d", kind)
+	}
+	if st, ok := t.Get(id, c.now()); ok {
+		c.observe("hit")
+		return st, nil
+	}
+	return c.miss(ctx, t, cacheKey{kind, id})
+}
+
+func (c *Cache) miss(ctx context.Context, t *boundedcache.Cache[string, Status], k cacheKey) (Status, error) {
+	if err := ctx.Err(); err != nil {
+		c.observe("error")
+		return NotFound, fmt.Errorf("userstore: cache: %s lookup: %w: %w", k.kind, ErrUnavailable, err)
+	}
+	// The flight outlives any single caller: it must not be cancelled when
+	// the first caller goes away while others wait, so it runs on a
+	// detached context bounded by its own timeout.
+	detached := context.WithoutCancel(ctx)
+	ch := c.group.DoChan(flightKey(k), func() (any, error) {
+		gen := c.gen.Load()
+		octx, cancel := context.WithTimeout(detached, c.timeout)
+		defer cancel()
+		st, err := c.origin.Lookup(octx, k.kind, k.id)
+		if err != nil {
+			return NotFound, err
+		}
+		if c.gen.Load() == gen {
+			c.store(t, k.id, st)
+			// An invalidation may have landed between the check and the
+			// store; it bumped gen first, so re-checking closes the gap.
+			if c.gen.Load() != gen {
+				t.Delete(k.id)
+			}
+		}
+		return st, nil
+	})
+	select {
+	case r := <-ch:
+		if r.Err == nil {
+			c.observe("miss")
+			return r.Val.(Status), nil
+		}
+		return c.originFailed(t, k, r.Err)
+	case <-ctx.Done():
+		c.observe("error")
+		return NotFound, fmt.Errorf("userstore: cache: %s lookup: %w: %w", k.kind, ErrUnavailable, ctx.Err())
+	}
+}
+
+func (c *Cache) store(t *boundedcache.Cache[string, Status], id string, st Status) {
+	ttl := c.negTTL
+	if st == Active {
+		ttl = c.ttl
+	}
+	if ttl <= 0 {
+		return
+	}
+	now := c.now()
+	t.Set(id, st, now, now.Add(ttl))
+}
+
+func (c *Cache) originFailed(t *boundedcache.Cache[string, Status], k cacheKey, err error) (Status, error) {
+	if c.stale > 0 {
+		if st, _, stored, ok := t.Peek(k.id); ok {
+			if age := c.now().Sub(stored); age < c.stale {
+				c.observe("stale")
+				c.log.Warn("directory origin failed; serving stale cached entry",
+					"kind", k.kind.String(), "status", st.String(), "age", age, "error", err)
+				return st, nil
+			}
+		}
+	}
+	c.observe("error")
+	if !errors.Is(err, ErrUnavailable) {
+		err = fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	return NotFound, fmt.Errorf("userstore: cache: %s lookup: %w", k.kind, err)
+}
+
+// flightKey names a singleflight call; only built on a miss.
+func flightKey(k cacheKey) string {
+	return k.kind.String() + ":" + k.id
+}
+
+// Invalidate drops the cached entry for one record, so the next lookup asks
+// the origin. A lookup already in flight for it will not be cached.
+func (c *Cache) Invalidate(kind Kind, id string) {
+	t := c.table(kind)
+	if t == nil {
+		return
+	}
+	c.gen.Add(1)
+	t.Delete(id)
+	// New callers must not join a flight that started before the change.
+	c.group.Forget(flightKey(cacheKey{kind, id}))
+}
+
+// Purge drops every cached entry (for example after the invalidation channel
+// was disconnected and messages may have been lost).
+func (c *Cache) Purge() {
+	c.gen.Add(1)
+	c.users.Purge()
+	c.apps.Purge()
+}
+
+// Len returns the number of cached entries of both kinds, expired ones
+// included.
+func (c *Cache) Len() int { return c.users.Len() + c.apps.Len() }
