@@ -16,7 +16,10 @@
 //     failure_mode_allow, let the request through; so Check never returns one,
 //     a panic while deciding becomes a deny (see also UnaryRecoverer), and every
 //     string put into the response is made valid UTF-8 beforehand so that
-//     marshalling the response cannot fail either.
+//     marshalling the response cannot fail either. An allow decided after the
+//     request's context ended (the proxy's deadline) is replaced by a 503:
+//     gRPC does not stop such a late OK from reaching a client whose own
+//     timer has not fired yet.
 //   - For the same reason the directory-unavailable answer uses denied_response
 //     with status 503 and Retry-After, not CheckResponse.error_response: Envoy
 //     treats error_response as a failed check and honours failure_mode_allow for

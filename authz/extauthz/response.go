@@ -2,6 +2,7 @@ package extauthz
 
 import (
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -33,6 +34,10 @@ const (
 	metaClientID = "client_id"
 )
 
+// ReasonDeadlineExceeded is the reason of a deny the adapter sends instead of
+// an allow that was decided after the proxy's deadline had passed.
+const ReasonDeadlineExceeded authz.Reason = "deadline_exceeded"
+
 // Decisions the adapter makes itself.
 var (
 	// noHTTPDecision answers a CheckRequest without request.http (Istio's TCP
@@ -53,6 +58,16 @@ var (
 		Reason:            authz.ReasonInternalError,
 		Status:            http.StatusServiceUnavailable,
 		Message:           "Internal error.",
+		RetryAfterSeconds: 1,
+	}
+	// lateDecision replaces an allow that came after the context ended. It
+	// is what the core answers when the deadline cuts a directory lookup
+	// short: 503, retry.
+	lateDecision = authz.Decision{
+		Result:            authz.Unavailable,
+		Reason:            ReasonDeadlineExceeded,
+		Status:            http.StatusServiceUnavailable,
+		Message:           "Service temporarily unavailable.",
 		RetryAfterSeconds: 1,
 	}
 	// badIdentityDecision answers an allow whose identity cannot be sent as
@@ -156,6 +171,11 @@ func allowCheckResponse(d *authz.Decision, names *identityHeaders) (resp *authv3
 		}
 		headers = append(headers, setHeader(&b.opts[i], &b.values[i], h.name, h.value))
 	}
+	// Two identity headers configured with the same name must not remove
+	// what the other sets.
+	remove = slices.DeleteFunc(remove, func(name string) bool {
+		return slices.ContainsFunc(headers, func(o *corev3.HeaderValueOption) bool { return o.Header.Key == name })
+	})
 	if len(headers) > 0 {
 		b.ok.Headers = headers
 	}
@@ -245,6 +265,8 @@ func grpcCode(d *authz.Decision) codes.Code {
 	switch {
 	case d.Reason == authz.ReasonInternalError:
 		return codes.Internal
+	case d.Reason == ReasonDeadlineExceeded:
+		return codes.DeadlineExceeded
 	case d.Result == authz.Unavailable:
 		return codes.Unavailable
 	}

@@ -95,6 +95,17 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.C
 		d = noHTTPDecision
 	}
 
+	if d.Allowed() && ctx.Err() != nil {
+		// The caller's deadline passed (or it cancelled) while deciding.
+		// gRPC does not drop a late response: an OK sent now can still
+		// reach a client whose own timer has not fired yet (seen with
+		// grpc-go). A check that overran is answered like a directory that
+		// overran: 503, never an allow.
+		id := d.Identity
+		d = lateDecision
+		d.Identity = id
+	}
+
 	var resp *authv3.CheckResponse
 	if d.Allowed() {
 		if resp, ok = allowCheckResponse(&d, &s.headers); !ok {
