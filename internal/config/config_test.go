@@ -1,0 +1,515 @@
+package config
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// env returns a LookupFunc over a map, so tests never see the real process
+// environment.
+func env(kv map[string]string) LookupFunc {
+	return func(k string) (string, bool) {
+		v, ok := kv[k]
+		return v, ok
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	c, err := Parse(nil, env(nil), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Default()
+	if c != want {
+		t.Fatalf("Parse with no input = %v, want defaults %v", c, want)
+	}
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"grpc addr", c.GRPCAddr, ":9000"},
+		{"ops addr", c.OpsAddr, ":8081"},
+		{"algorithm", c.JWTAlgorithm, "HS256"},
+		{"issuer", c.JWTIssuer, "lasuite-meet"},
+		{"audience", c.JWTAudience, ""},
+		{"leeway", c.JWTLeeway, time.Duration(0)},
+		{"require exp", c.JWTRequireExp, false},
+		{"cache ttl", c.CacheTTL, 30 * time.Second},
+		{"negative ttl", c.CacheNegativeTTL, 5 * time.Second},
+		{"cache size", c.CacheSize, 100000},
+		{"user id format", c.UserIDFormat, "uuid"},
+		{"log level", c.LogLevel, slog.LevelInfo},
+		{"log format", c.LogFormat, "json"},
+		{"reflection", c.GRPCReflection, false},
+		{"realm", c.Realm, ""},
+		{"shutdown timeout", c.ShutdownTimeout, 15 * time.Second},
+		{"user id header", c.HeaderUserID, "x-auth-user-id"},
+		{"client id header", c.HeaderClientID, "x-auth-client-id"},
+		{"scope header", c.HeaderScope, "x-auth-scope"},
+	}
+	for _, ch := range checks {
+		if ch.got != ch.want {
+			t.Errorf("default %s = %v, want %v", ch.name, ch.got, ch.want)
+		}
+	}
+}
+
+// TestEachSetting checks every variable reaches its field, and that the flag
+// beats the variable.
+func TestEachSetting(t *testing.T) {
+	type tc struct {
+		flag, env        string
+		envVal, flagVal  string
+		field            func(c Config) any
+		fromEnv, fromFlg any
+	}
+	cases := []tc{
+		{"grpc-addr", "GATEHOUSE_GRPC_ADDR", "127.0.0.1:1", "127.0.0.1:2", func(c Config) any { return c.GRPCAddr }, "127.0.0.1:1", "127.0.0.1:2"},
+		{"ops-addr", "GATEHOUSE_OPS_ADDR", ":1", ":2", func(c Config) any { return c.OpsAddr }, ":1", ":2"},
+		{"jwt-secret", "GATEHOUSE_JWT_SECRET", "env-key", "flag-key", func(c Config) any { return string(c.JWTSecret) }, "env-key", "flag-key"},
+		{"jwt-secret-file", "GATEHOUSE_JWT_SECRET_FILE", "/e", "/f", func(c Config) any { return c.JWTSecretFile }, "/e", "/f"},
+		{"jwt-algorithm", "GATEHOUSE_JWT_ALGORITHM", "HS384", "HS512", func(c Config) any { return c.JWTAlgorithm }, "HS384", "HS512"},
+		{"jwt-issuer", "GATEHOUSE_JWT_ISSUER", "env-iss", "flag-iss", func(c Config) any { return c.JWTIssuer }, "env-iss", "flag-iss"},
+		{"jwt-audience", "GATEHOUSE_JWT_AUDIENCE", "env-aud", "flag-aud", func(c Config) any { return c.JWTAudience }, "env-aud", "flag-aud"},
+		{"jwt-leeway", "GATEHOUSE_JWT_LEEWAY", "2s", "3s", func(c Config) any { return c.JWTLeeway }, 2 * time.Second, 3 * time.Second},
+		{"jwt-require-exp", "GATEHOUSE_JWT_REQUIRE_EXP", "true", "false", func(c Config) any { return c.JWTRequireExp }, true, false},
+		{"redis-url", "GATEHOUSE_REDIS_URL", "redis://a:1", "redis://b:2", func(c Config) any { return c.RedisURL }, "redis://a:1", "redis://b:2"},
+		{"redis-prefix", "GATEHOUSE_REDIS_PREFIX", "e:", "f:", func(c Config) any { return c.RedisPrefix }, "e:", "f:"},
+		{"redis-timeout", "GATEHOUSE_REDIS_TIMEOUT", "1s", "2s", func(c Config) any { return c.RedisTimeout }, time.Second, 2 * time.Second},
+		{"users-file", "GATEHOUSE_USERS_FILE", "/e.json", "/f.yaml", func(c Config) any { return c.UsersFile }, "/e.json", "/f.yaml"},
+		{"cache-ttl", "GATEHOUSE_CACHE_TTL", "1m", "2m", func(c Config) any { return c.CacheTTL }, time.Minute, 2 * time.Minute},
+		{"cache-negative-ttl", "GATEHOUSE_CACHE_NEGATIVE_TTL", "1s", "0s", func(c Config) any { return c.CacheNegativeTTL }, time.Second, time.Duration(0)},
+		{"cache-size", "GATEHOUSE_CACHE_SIZE", "10", "20", func(c Config) any { return c.CacheSize }, 10, 20},
+		{"cache-stale-if-error", "GATEHOUSE_CACHE_STALE_IF_ERROR", "1m", "2m", func(c Config) any { return c.CacheStaleIfError }, time.Minute, 2 * time.Minute},
+		{"user-id-format", "GATEHOUSE_USER_ID_FORMAT", "opaque", "uuid", func(c Config) any { return c.UserIDFormat }, "opaque", "uuid"},
+		{"log-level", "GATEHOUSE_LOG_LEVEL", "debug", "warn", func(c Config) any { return c.LogLevel }, slog.LevelDebug, slog.LevelWarn},
+		{"log-format", "GATEHOUSE_LOG_FORMAT", "text", "json", func(c Config) any { return c.LogFormat }, "text", "json"},
+		{"grpc-reflection", "GATEHOUSE_GRPC_REFLECTION", "1", "false", func(c Config) any { return c.GRPCReflection }, true, false},
+		{"realm", "GATEHOUSE_REALM", "env-realm", "flag-realm", func(c Config) any { return c.Realm }, "env-realm", "flag-realm"},
+		{"shutdown-timeout", "GATEHOUSE_SHUTDOWN_TIMEOUT", "5s", "6s", func(c Config) any { return c.ShutdownTimeout }, 5 * time.Second, 6 * time.Second},
+		{"header-user-id", "GATEHOUSE_HEADER_USER_ID", "X-User", "x-u2", func(c Config) any { return c.HeaderUserID }, "x-user", "x-u2"},
+		{"header-client-id", "GATEHOUSE_HEADER_CLIENT_ID", "x-client", "X-C2", func(c Config) any { return c.HeaderClientID }, "x-client", "x-c2"},
+		{"header-scope", "GATEHOUSE_HEADER_SCOPE", "x-scope", "x-s2", func(c Config) any { return c.HeaderScope }, "x-scope", "x-s2"},
+	}
+	if len(cases) != len(settings()) {
+		t.Fatalf("%d cases for %d settings: add the new setting here", len(cases), len(settings()))
+	}
+	for _, c := range cases {
+		t.Run(c.flag, func(t *testing.T) {
+			e := env(map[string]string{c.env: c.envVal})
+			got, err := Parse(nil, e, nil)
+			if err != nil {
+				t.Fatalf("env only: %v", err)
+			}
+			if v := c.field(got); v != c.fromEnv {
+				t.Errorf("env %s=%s: got %v, want %v", c.env, c.envVal, v, c.fromEnv)
+			}
+			got, err = Parse([]string{"--" + c.flag + "=" + c.flagVal}, e, nil)
+			if err != nil {
+				t.Fatalf("env and flag: %v", err)
+			}
+			if v := c.field(got); v != c.fromFlg {
+				t.Errorf("flag --%s=%s over env: got %v, want %v", c.flag, c.flagVal, v, c.fromFlg)
+			}
+		})
+	}
+}
+
+func TestEmptyVariables(t *testing.T) {
+	t.Run("empty issuer turns the check off", func(t *testing.T) {
+		c, err := Parse(nil, env(map[string]string{"GATEHOUSE_JWT_ISSUER": ""}), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.JWTIssuer != "" {
+			t.Fatalf("issuer = %q, want empty", c.JWTIssuer)
+		}
+	})
+	t.Run("unset issuer is lasuite-meet", func(t *testing.T) {
+		c, err := Parse(nil, env(map[string]string{"GATEHOUSE_JWT_AUDIENCE": "x"}), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.JWTIssuer != "lasuite-meet" {
+			t.Fatalf("issuer = %q, want lasuite-meet", c.JWTIssuer)
+		}
+	})
+	t.Run("empty issuer flag beats env", func(t *testing.T) {
+		c, err := Parse([]string{"--jwt-issuer="}, env(map[string]string{"GATEHOUSE_JWT_ISSUER": "other"}), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.JWTIssuer != "" {
+			t.Fatalf("issuer = %q, want empty", c.JWTIssuer)
+		}
+	})
+	t.Run("other empty variables count as unset", func(t *testing.T) {
+		c, err := Parse(nil, env(map[string]string{
+			"GATEHOUSE_GRPC_ADDR": "", "GATEHOUSE_CACHE_TTL": "", "GATEHOUSE_JWT_ALGORITHM": "",
+			"GATEHOUSE_LOG_LEVEL": "", "GATEHOUSE_JWT_SECRET": "",
+		}), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c != Default() {
+			t.Fatalf("got %v, want defaults", c)
+		}
+	})
+}
+
+func TestParseErrors(t *testing.T) {
+	cases := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want string // substring of the one-line error
+	}{
+		{"bad duration variable", nil, map[string]string{"GATEHOUSE_CACHE_TTL": "soon"}, `GATEHOUSE_CACHE_TTL: "soon" is not a duration`},
+		{"bad bool variable", nil, map[string]string{"GATEHOUSE_JWT_REQUIRE_EXP": "yes please"}, "GATEHOUSE_JWT_REQUIRE_EXP"},
+		{"bad int variable", nil, map[string]string{"GATEHOUSE_CACHE_SIZE": "many"}, "GATEHOUSE_CACHE_SIZE"},
+		{"huge int variable", nil, map[string]string{"GATEHOUSE_CACHE_SIZE": "99999999999999999999999"}, "out of range"},
+		{"bad level variable", nil, map[string]string{"GATEHOUSE_LOG_LEVEL": "loud"}, "GATEHOUSE_LOG_LEVEL"},
+		{"bad duration flag", []string{"--jwt-leeway", "x"}, nil, "jwt-leeway"},
+		{"unknown flag", []string{"--no-such-flag"}, nil, "no-such-flag"},
+		{"positional argument", []string{"extra"}, nil, `unexpected argument "extra"`},
+		{"first broken variable wins", nil, map[string]string{"GATEHOUSE_CACHE_TTL": "x", "GATEHOUSE_JWT_LEEWAY": "y"}, "GATEHOUSE_JWT_LEEWAY"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var out bytes.Buffer
+			_, err := Parse(c.args, env(c.env), &out)
+			if err == nil {
+				t.Fatal("Parse succeeded, want an error")
+			}
+			if !strings.Contains(err.Error(), c.want) {
+				t.Errorf("error %q does not mention %q", err, c.want)
+			}
+			if strings.Contains(err.Error(), "\n") {
+				t.Errorf("error is not one line: %q", err)
+			}
+			if out.Len() != 0 {
+				t.Errorf("Parse printed on error: %q", out.String())
+			}
+		})
+	}
+}
+
+func TestFlagOverridesBrokenVariable(t *testing.T) {
+	c, err := Parse([]string{"--cache-ttl=1m"}, env(map[string]string{"GATEHOUSE_CACHE_TTL": "soon"}), nil)
+	if err != nil {
+		t.Fatalf("a flag should override a broken variable: %v", err)
+	}
+	if c.CacheTTL != time.Minute {
+		t.Fatalf("cache ttl = %s, want 1m", c.CacheTTL)
+	}
+}
+
+func TestHelp(t *testing.T) {
+	var out bytes.Buffer
+	_, err := Parse([]string{"-h"}, env(nil), &out)
+	if !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("err = %v, want flag.ErrHelp", err)
+	}
+	for _, want := range []string{"-grpc-addr", "GATEHOUSE_GRPC_ADDR", "-jwt-secret-file", "-dev", "(default :9000)", "-cache-ttl duration"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("help does not mention %q:\n%s", want, out.String())
+		}
+	}
+}
+
+func TestDevDefaults(t *testing.T) {
+	c, err := Parse([]string{"--dev"}, env(nil), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.GRPCAddr != "127.0.0.1:9000" || c.OpsAddr != "127.0.0.1:8081" {
+		t.Errorf("dev listeners = %s, %s, want loopback", c.GRPCAddr, c.OpsAddr)
+	}
+	if err := c.Validate(); err != nil {
+		t.Errorf("dev with nothing set should validate: %v", err)
+	}
+	c, err = Parse([]string{"--dev", "--grpc-addr=:7000"}, env(map[string]string{"GATEHOUSE_OPS_ADDR": ":7001"}), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.GRPCAddr != ":7000" || c.OpsAddr != ":7001" {
+		t.Errorf("explicit addresses in dev = %s, %s, want :7000, :7001", c.GRPCAddr, c.OpsAddr)
+	}
+}
+
+func TestStripNewline(t *testing.T) {
+	cases := []struct{ in, want string }{
+		{"key", "key"},
+		{"key\n", "key"},
+		{"key\r\n", "key"},
+		{"key\n\n", "key\n"},
+		{"key\r\n\r\n", "key\r\n"},
+		{"key\r", "key\r"},
+		{"key \n", "key "},
+		{"key\t", "key\t"},
+		{"\n", ""},
+		{"", ""},
+		{"\nkey", "\nkey"},
+	}
+	for _, c := range cases {
+		if got := string(StripNewline([]byte(c.in))); got != c.want {
+			t.Errorf("StripNewline(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}
+
+func writeFile(t *testing.T, name, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestSecretFromFile(t *testing.T) {
+	for _, c := range []struct{ content, want string }{
+		{"file-key\n", "file-key"},
+		{"file-key\r\n", "file-key"},
+		{"file-key", "file-key"},
+		{"file-key\n\n", "file-key\n"},
+	} {
+		cfg := Default()
+		cfg.JWTSecretFile = writeFile(t, "secret", c.content)
+		got, err := cfg.Secret()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != c.want {
+			t.Errorf("secret from file %q = %q, want %q", c.content, got, c.want)
+		}
+		jwt, err := cfg.JWT()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(jwt.Secret) != c.want || jwt.Algorithm != "HS256" || jwt.Issuer != "lasuite-meet" {
+			t.Errorf("JWT() = alg %s iss %s, secret mismatch", jwt.Algorithm, jwt.Issuer)
+		}
+	}
+}
+
+// validBase is a configuration that validates; each refusal case breaks one
+// thing.
+func validBase(t *testing.T) Config {
+	c := Default()
+	c.JWTSecret = "a-very-secret-key-of-some-length"
+	c.UsersFile = writeFile(t, "users.json", `[{"id":"x","active":true}]`)
+	return c
+}
+
+func TestValidate(t *testing.T) {
+	const secret = "TOPSECRET-do-not-print"
+	secretFile := func(t *testing.T) string { return writeFile(t, "key", secret+"\n") }
+	cases := []struct {
+		name   string
+		mutate func(t *testing.T, c *Config)
+		want   string // "" means valid
+	}{
+		{"valid users file", func(*testing.T, *Config) {}, ""},
+		{"valid redis", func(t *testing.T, c *Config) {
+			c.UsersFile = ""
+			c.RedisURL = "redis://user:" + secret + "@127.0.0.1:6379/0"
+		}, ""},
+		{"valid secret file", func(t *testing.T, c *Config) { c.JWTSecret = ""; c.JWTSecretFile = secretFile(t) }, ""},
+		{"valid HS512 opaque", func(t *testing.T, c *Config) { c.JWTAlgorithm = "HS512"; c.UserIDFormat = "opaque" }, ""},
+		{"valid empty negative ttl", func(t *testing.T, c *Config) { c.CacheNegativeTTL = 0 }, ""},
+		{"missing secret", func(t *testing.T, c *Config) { c.JWTSecret = "" }, "no JWT secret"},
+		{"both secrets", func(t *testing.T, c *Config) { c.JWTSecretFile = secretFile(t) }, "set only one of GATEHOUSE_JWT_SECRET"},
+		{"secret file missing", func(t *testing.T, c *Config) {
+			c.JWTSecret = ""
+			c.JWTSecretFile = filepath.Join(t.TempDir(), "nope")
+		}, "JWT secret file: open"},
+		{"secret file is a directory", func(t *testing.T, c *Config) { c.JWTSecret = ""; c.JWTSecretFile = t.TempDir() }, "JWT secret file: read"},
+		{"secret file empty", func(t *testing.T, c *Config) { c.JWTSecret = ""; c.JWTSecretFile = writeFile(t, "k", "\n") }, "is empty"},
+		{"unknown algorithm", func(t *testing.T, c *Config) { c.JWTAlgorithm = "RS256" }, `unsupported algorithm "RS256"`},
+		{"none algorithm", func(t *testing.T, c *Config) { c.JWTAlgorithm = "none" }, "unsupported algorithm"},
+		{"lower-case algorithm", func(t *testing.T, c *Config) { c.JWTAlgorithm = "hs256" }, "unsupported algorithm"},
+		{"no directory", func(t *testing.T, c *Config) { c.UsersFile = "" }, "no user directory"},
+		{"both directories", func(t *testing.T, c *Config) { c.RedisURL = "redis://127.0.0.1:6379" }, "set only one of GATEHOUSE_REDIS_URL"},
+		{"users file missing", func(t *testing.T, c *Config) { c.UsersFile = filepath.Join(t.TempDir(), "nope.json") }, "users file: open"},
+		{"users file is a directory", func(t *testing.T, c *Config) { c.UsersFile = t.TempDir() }, "is a directory"},
+		{"redis scheme", func(t *testing.T, c *Config) { c.UsersFile = ""; c.RedisURL = "http://127.0.0.1:6379" }, `unsupported scheme "http"`},
+		{"redis no host", func(t *testing.T, c *Config) { c.UsersFile = ""; c.RedisURL = "redis://" }, "missing host"},
+		{"redis unparseable", func(t *testing.T, c *Config) {
+			c.UsersFile = ""
+			c.RedisURL = "redis://u:" + secret + "@[::1"
+		}, "not a valid URL"},
+		{"redis timeout", func(t *testing.T, c *Config) { c.UsersFile = ""; c.RedisURL = "redis://h:1"; c.RedisTimeout = 0 }, "GATEHOUSE_REDIS_TIMEOUT"},
+		{"negative leeway", func(t *testing.T, c *Config) { c.JWTLeeway = -time.Second }, "GATEHOUSE_JWT_LEEWAY"},
+		{"zero cache ttl", func(t *testing.T, c *Config) { c.CacheTTL = 0 }, "GATEHOUSE_CACHE_TTL"},
+		{"negative negative ttl", func(t *testing.T, c *Config) { c.CacheNegativeTTL = -1 }, "GATEHOUSE_CACHE_NEGATIVE_TTL"},
+		{"negative stale", func(t *testing.T, c *Config) { c.CacheStaleIfError = -1 }, "GATEHOUSE_CACHE_STALE_IF_ERROR"},
+		{"zero cache size", func(t *testing.T, c *Config) { c.CacheSize = 0 }, "GATEHOUSE_CACHE_SIZE"},
+		{"zero shutdown timeout", func(t *testing.T, c *Config) { c.ShutdownTimeout = 0 }, "GATEHOUSE_SHUTDOWN_TIMEOUT"},
+		{"bad id format", func(t *testing.T, c *Config) { c.UserIDFormat = "int" }, "GATEHOUSE_USER_ID_FORMAT"},
+		{"empty id format", func(t *testing.T, c *Config) { c.UserIDFormat = "" }, "GATEHOUSE_USER_ID_FORMAT"},
+		{"bad log format", func(t *testing.T, c *Config) { c.LogFormat = "xml" }, "GATEHOUSE_LOG_FORMAT"},
+		{"bad grpc addr", func(t *testing.T, c *Config) { c.GRPCAddr = "9000" }, "GATEHOUSE_GRPC_ADDR"},
+		{"bad ops port", func(t *testing.T, c *Config) { c.OpsAddr = ":99999" }, "GATEHOUSE_OPS_ADDR"},
+		{"header with space", func(t *testing.T, c *Config) { c.HeaderUserID = "x user" }, "GATEHOUSE_HEADER_USER_ID"},
+		{"empty header", func(t *testing.T, c *Config) { c.HeaderScope = "" }, "GATEHOUSE_HEADER_SCOPE"},
+		{"reserved header", func(t *testing.T, c *Config) { c.HeaderClientID = "authorization" }, "reserved"},
+		{"duplicate header", func(t *testing.T, c *Config) { c.HeaderScope = "x-auth-user-id" }, "already used by GATEHOUSE_HEADER_USER_ID"},
+		{"realm with newline", func(t *testing.T, c *Config) { c.Realm = "a\r\nx-evil: 1" }, "GATEHOUSE_REALM"},
+		{"supplied directory", func(t *testing.T, c *Config) { c.UsersFile = "" }, "no user directory"},
+		{"dev needs no secret or directory", func(t *testing.T, c *Config) { c.JWTSecret = ""; c.UsersFile = ""; c.Dev = true }, ""},
+		{"dev still checks a given secret file", func(t *testing.T, c *Config) {
+			c.Dev = true
+			c.JWTSecret = ""
+			c.JWTSecretFile = filepath.Join(t.TempDir(), "nope")
+		}, "JWT secret file"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := validBase(t)
+			cfg.JWTSecret = secret
+			c.mutate(t, &cfg)
+			err := cfg.Validate()
+			if c.want == "" {
+				if err != nil {
+					t.Fatalf("Validate() = %v, want nil", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("Validate() = nil, want an error mentioning %q", c.want)
+			}
+			msg := err.Error()
+			if !strings.Contains(msg, c.want) {
+				t.Errorf("Validate() = %q, want it to mention %q", msg, c.want)
+			}
+			if strings.Contains(msg, "\n") {
+				t.Errorf("error is not one line: %q", msg)
+			}
+			if strings.Contains(msg, secret) {
+				t.Errorf("error leaks the secret: %q", msg)
+			}
+		})
+	}
+}
+
+func TestValidateSuppliedDirectory(t *testing.T) {
+	c := validBase(t)
+	c.UsersFile = ""
+	if err := c.ValidateSuppliedDirectory(); err != nil {
+		t.Fatalf("ValidateSuppliedDirectory without a directory setting = %v", err)
+	}
+	c.JWTSecret = ""
+	if err := c.ValidateSuppliedDirectory(); err == nil || !strings.Contains(err.Error(), "no JWT secret") {
+		t.Fatalf("ValidateSuppliedDirectory still checks the rest: %v", err)
+	}
+}
+
+func TestRedaction(t *testing.T) {
+	const secret, password = "jwt-secret-value-42", "redis-pass-77"
+	c := Default()
+	c.JWTSecret = secret
+	c.RedisURL = "redis://app:" + password + "@127.0.0.1:6379/2?password=" + password
+	var logs bytes.Buffer
+	slog.New(slog.NewJSONHandler(&logs, nil)).Info("config", "config", c)
+	slog.New(slog.NewTextHandler(&logs, nil)).Info("config", "config", c, "secret", c.JWTSecret)
+	jsonOut, err := json.Marshal(struct{ S Secret }{c.JWTSecret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	outputs := map[string]string{
+		"String":      c.String(),
+		"%v":          fmt.Sprintf("%v", c),
+		"%+v":         fmt.Sprintf("%+v", c),
+		"%#v":         fmt.Sprintf("%#v", c),
+		"%s":          fmt.Sprintf("%s", c),
+		"secret %v":   fmt.Sprintf("%v %s %#v", c.JWTSecret, c.JWTSecret, c.JWTSecret),
+		"slog":        logs.String(),
+		"json secret": string(jsonOut),
+	}
+	for name, out := range outputs {
+		if strings.Contains(out, secret) || strings.Contains(out, password) {
+			t.Errorf("%s leaks a secret: %s", name, out)
+		}
+	}
+	for _, name := range []string{"String", "%v", "slog"} {
+		if !strings.Contains(outputs[name], Redacted) {
+			t.Errorf("%s does not show the redaction marker: %s", name, outputs[name])
+		}
+	}
+	if got, want := c.RedactedRedisURL(), "redis://app:REDACTED@127.0.0.1:6379/2?password=REDACTED"; got != want {
+		t.Errorf("RedactedRedisURL() = %q, want %q", got, want)
+	}
+	// Non-secret settings stay readable.
+	if !strings.Contains(c.String(), `grpc_addr=":9000"`) || !strings.Contains(c.String(), `jwt_issuer="lasuite-meet"`) {
+		t.Errorf("String() lost plain settings: %s", c.String())
+	}
+	var empty Config
+	if empty.JWTSecret.String() != "" || empty.RedactedRedisURL() != "" {
+		t.Error("unset secrets should print as empty")
+	}
+}
+
+func TestSettingsDocumented(t *testing.T) {
+	seen := map[string]bool{}
+	for _, s := range Settings() {
+		if !strings.HasPrefix(s.Env, "GATEHOUSE_") || s.Flag == "" || s.Usage == "" {
+			t.Errorf("setting %+v is incomplete", s)
+		}
+		if seen[s.Env] || seen[s.Flag] {
+			t.Errorf("duplicate setting %s/%s", s.Env, s.Flag)
+		}
+		seen[s.Env], seen[s.Flag] = true, true
+	}
+}
+
+func TestBindGroupAndAlias(t *testing.T) {
+	c := Default()
+	fs := flag.NewFlagSet("token", flag.ContinueOnError)
+	b := Bind(&c, fs, GroupJWT, env(map[string]string{"GATEHOUSE_JWT_ISSUER": "env-iss", "GATEHOUSE_GRPC_ADDR": "x:1"}))
+	if err := b.Alias("issuer", "jwt-issuer"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Alias("addr", "grpc-addr"); err == nil {
+		t.Error("aliasing a setting outside the group should fail")
+	}
+	if fs.Lookup("grpc-addr") != nil {
+		t.Error("GroupJWT registered a server flag")
+	}
+	if err := ParseFlags(fs, []string{"--issuer", "flag-iss"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Finish(); err != nil {
+		t.Fatal(err)
+	}
+	if c.JWTIssuer != "flag-iss" || !b.Explicit("jwt-issuer") {
+		t.Errorf("issuer = %q (explicit %v), want flag-iss through the alias", c.JWTIssuer, b.Explicit("jwt-issuer"))
+	}
+	if c.GRPCAddr != ":9000" {
+		t.Errorf("server variable applied to the JWT group: %s", c.GRPCAddr)
+	}
+}
+
+// TestREADMEListsEverySetting keeps the README's configuration table in step
+// with the settings.
+func TestREADMEListsEverySetting(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatalf("read README: %v", err)
+	}
+	for _, s := range Settings() {
+		row := "| `" + s.Env + "` | `--" + s.Flag + "` |"
+		if !strings.Contains(string(readme), row) {
+			t.Errorf("README has no table row starting %s", row)
+		}
+	}
+}

@@ -1,0 +1,135 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Secret is a configuration value that must never be printed: its String,
+// GoString, LogValue and MarshalText methods all redact it. Convert it with
+// []byte(s) or string(s) only where the raw value is needed (the HMAC key).
+type Secret string
+
+// Redacted is what a set Secret prints as.
+const Redacted = "REDACTED"
+
+// String returns "REDACTED" for a set secret and "" for an empty one.
+func (s Secret) String() string {
+	if s == "" {
+		return ""
+	}
+	return Redacted
+}
+
+// GoString implements fmt.GoStringer so %#v redacts too.
+func (s Secret) GoString() string { return strconv.Quote(s.String()) }
+
+// LogValue implements slog.LogValuer.
+func (s Secret) LogValue() slog.Value { return slog.StringValue(s.String()) }
+
+// MarshalText implements encoding.TextMarshaler so JSON and YAML encoders
+// redact too.
+func (s Secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// The flag.Value implementations below write straight into a Config field, so
+// an environment variable and a flag go through the same parser and the flag,
+// set later, wins.
+
+type stringValue struct{ p *string }
+
+func (v stringValue) Set(s string) error { *v.p = s; return nil }
+func (v stringValue) String() string {
+	if v.p == nil {
+		return ""
+	}
+	return *v.p
+}
+
+type secretValue struct{ p *Secret }
+
+func (v secretValue) Set(s string) error { *v.p = Secret(s); return nil }
+func (v secretValue) String() string {
+	if v.p == nil {
+		return ""
+	}
+	return strings.ToLower(v.p.String())
+}
+
+type boolValue struct{ p *bool }
+
+func (v boolValue) Set(s string) error {
+	b, err := strconv.ParseBool(s)
+	if err != nil {
+		return fmt.Errorf("%q is not a boolean (want true or false)", s)
+	}
+	*v.p = b
+	return nil
+}
+func (v boolValue) String() string {
+	if v.p == nil {
+		return "false"
+	}
+	return strconv.FormatBool(*v.p)
+}
+
+// IsBoolFlag lets "--flag" mean "--flag=true".
+func (v boolValue) IsBoolFlag() bool { return true }
+
+type durationValue struct{ p *time.Duration }
+
+func (v durationValue) Set(s string) error {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("%q is not a duration (want e.g. 30s, 5m, 1h)", s)
+	}
+	*v.p = d
+	return nil
+}
+func (v durationValue) String() string {
+	if v.p == nil {
+		return ""
+	}
+	return strings.ToLower(v.p.String())
+}
+
+type intValue struct{ p *int }
+
+func (v intValue) Set(s string) error {
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		var ne *strconv.NumError
+		if errors.As(err, &ne) && errors.Is(ne.Err, strconv.ErrRange) {
+			return fmt.Errorf("%q is out of range", s)
+		}
+		return fmt.Errorf("%q is not an integer", s)
+	}
+	*v.p = n
+	return nil
+}
+func (v intValue) String() string {
+	if v.p == nil {
+		return ""
+	}
+	return strconv.Itoa(*v.p)
+}
+
+type levelValue struct{ p *slog.Level }
+
+func (v levelValue) Set(s string) error {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return fmt.Errorf("%q is not a log level (want debug, info, warn or error)", s)
+	}
+	*v.p = l
+	return nil
+}
+func (v levelValue) String() string {
+	if v.p == nil {
+		return ""
+	}
+	return strings.ToLower(v.p.String())
+}

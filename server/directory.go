@@ -1,0 +1,231 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/gatehouse-authz/gatehouse/authz"
+	"github.com/gatehouse-authz/gatehouse/internal/config"
+	"github.com/gatehouse-authz/gatehouse/userstore"
+	"github.com/gatehouse-authz/gatehouse/userstore/redisstore"
+)
+
+// redisProbeInterval is how often the server pings Redis to report its state
+// in logs and /readyz?verbose. Decisions never wait for the probe: a lookup
+// that fails is a 503 on its own.
+const redisProbeInterval = 5 * time.Second
+
+// Redis reachability as last observed.
+const (
+	redisUnknown int32 = iota
+	redisUp
+	redisDown
+)
+
+// directory is the user directory the decision core reads, with what the
+// server needs to report on it and close it.
+type directory struct {
+	userstore.Directory
+	// describe names the directory for logs, without secrets.
+	describe string
+
+	// Redis only.
+	client     redis.UniversalClient
+	cache      *userstore.Cache
+	channel    string // invalidation channel
+	normalize  func(string) (string, bool)
+	pubsub     *redis.PubSub
+	pingWithin time.Duration
+	state      atomic.Int32
+	log        *slog.Logger
+	stop       context.CancelFunc
+	wg         sync.WaitGroup
+	closeOnce  sync.Once
+	closeErr   error
+}
+
+// newDirectory builds the directory cfg describes, or wraps the one opts
+// supplies.
+func newDirectory(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Options) (*directory, error) {
+	switch {
+	case opts.Directory != nil:
+		name := opts.DirectoryName
+		if name == "" {
+			name = "supplied directory"
+		}
+		return &directory{Directory: opts.Directory, describe: name}, nil
+	case cfg.UsersFile != "":
+		m, err := userstore.LoadFile(cfg.UsersFile, userstore.MemoryOptions{NormalizeUserID: userIDNormalizer(cfg)})
+		if err != nil {
+			return nil, err
+		}
+		return &directory{
+			Directory: m,
+			describe:  fmt.Sprintf("users file %s (%d users)", cfg.UsersFile, m.Len(userstore.User)),
+		}, nil
+	case cfg.RedisURL != "":
+		return newRedisDirectory(ctx, cfg, logger)
+	default:
+		return nil, errors.New("no user directory configured")
+	}
+}
+
+// userIDNormalizer returns the function that gives user ids the form the
+// decision core looks them up in, or nil when ids are opaque.
+func userIDNormalizer(cfg config.Config) func(string) (string, bool) {
+	if cfg.IDFormat() == authz.IDFormatUUID {
+		return authz.NormalizeUUID
+	}
+	return nil
+}
+
+// newRedisDirectory connects to Redis lazily: a Redis that is down now is
+// logged, not refused, and lookups fail closed until it answers.
+func newRedisDirectory(ctx context.Context, cfg config.Config, logger *slog.Logger) (*directory, error) {
+	client, err := redisstore.NewClient(cfg.RedisURL)
+	if err != nil {
+		// NewClient's errors never repeat the URL or its password.
+		return nil, fmt.Errorf("GATEHOUSE_REDIS_URL: %w", err)
+	}
+	store := redisstore.New(client, redisstore.Options{Prefix: cfg.RedisPrefix, Timeout: cfg.RedisTimeout})
+	negTTL := cfg.CacheNegativeTTL
+	if negTTL == 0 {
+		negTTL = -1 // the cache reads 0 as "default"; the setting's 0 means "do not cache"
+	}
+	cache := userstore.NewCache(store, userstore.CacheOptions{
+		Size:          cfg.CacheSize,
+		TTL:           cfg.CacheTTL,
+		NegativeTTL:   negTTL,
+		StaleIfError:  cfg.CacheStaleIfError,
+		LookupTimeout: cfg.RedisTimeout,
+		Logger:        logger,
+	})
+	d := &directory{
+		Directory:  cache,
+		describe:   "redis " + cfg.RedactedRedisURL(),
+		client:     client,
+		cache:      cache,
+		channel:    store.InvalidationChannel(),
+		normalize:  userIDNormalizer(cfg),
+		pingWithin: max(cfg.RedisTimeout, time.Second),
+		log:        logger,
+	}
+	if err := d.ping(ctx); err != nil {
+		logger.Warn("Redis is unreachable at start; serving anyway, decisions fail closed (503) until it answers",
+			"redis", cfg.RedactedRedisURL(), "error", err.Error())
+	}
+	return d, nil
+}
+
+// ping checks Redis and records the outcome, logging changes.
+func (d *directory) ping(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, d.pingWithin)
+	defer cancel()
+	err := d.client.Ping(ctx).Err()
+	next := redisUp
+	if err != nil {
+		next = redisDown
+	}
+	prev := d.state.Swap(next)
+	switch {
+	case prev == redisDown && next == redisUp:
+		d.log.Info("Redis is reachable again")
+	case prev == redisUp && next == redisDown:
+		d.log.Warn("Redis is unreachable; decisions needing it fail closed (503)", "error", err.Error())
+	}
+	return err
+}
+
+// start runs the Redis probe and the invalidation listener until close. It
+// does nothing for other directories.
+func (d *directory) start(ctx context.Context) {
+	if d.client == nil {
+		return
+	}
+	ctx, d.stop = context.WithCancel(context.WithoutCancel(ctx))
+	// A PubSub with no channel yet does not dial; the listener subscribes,
+	// which may wait for a Redis that is down, off the start-up path.
+	d.pubsub = d.client.Subscribe(ctx)
+	d.wg.Add(2)
+	go func() {
+		defer d.wg.Done()
+		// An error here is a Redis that is down: Receive subscribes again
+		// once it answers, since the channel is recorded either way.
+		_ = d.pubsub.Subscribe(ctx, d.channel)
+		listenInvalidations(ctx, d.pubsub, d.cache, d.normalize, d.log)
+	}()
+	go func() {
+		defer d.wg.Done()
+		t := time.NewTicker(redisProbeInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				_ = d.ping(ctx) // the outcome is recorded and logged by ping
+			}
+		}
+	}()
+}
+
+// status reports the directory's state for /readyz?verbose: ok, and a short
+// description.
+func (d *directory) status() (bool, string) {
+	if d.client == nil {
+		return true, d.describe
+	}
+	switch d.state.Load() {
+	case redisUp:
+		return true, d.describe + ": reachable"
+	case redisDown:
+		return false, d.describe + ": unreachable, decisions fail closed (503)"
+	default:
+		return true, d.describe + ": not probed yet"
+	}
+}
+
+// close stops the probe and closes the Redis client, once.
+func (d *directory) close() error {
+	d.closeOnce.Do(func() {
+		if d.stop != nil {
+			d.stop()
+			if d.pubsub != nil {
+				d.pubsub.Close() // unblocks Receive
+			}
+			d.wg.Wait()
+		}
+		if d.client != nil {
+			if err := d.client.Close(); err != nil {
+				d.closeErr = fmt.Errorf("close Redis client: %w", err)
+			}
+		}
+	})
+	return d.closeErr
+}
+
+// RouteRedisLogs sends go-redis's internal log lines (dial retries, pool
+// events) to logger at debug level instead of go-redis's own stderr logger,
+// so that every line the process writes is structured. gatehouse reports
+// Redis trouble itself, at warning level, from its probe and its lookups.
+//
+// go-redis keeps its logger in a process-wide variable: call this once, from
+// main, before any Redis client is used.
+func RouteRedisLogs(logger *slog.Logger) {
+	redis.SetLogger(redisLogger{logger})
+}
+
+type redisLogger struct{ log *slog.Logger }
+
+func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	if l.log.Enabled(ctx, slog.LevelDebug) {
+		l.log.DebugContext(ctx, fmt.Sprintf(format, v...), "source", "go-redis")
+	}
+}

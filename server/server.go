@@ -1,0 +1,317 @@
+// Package server assembles gatehouse's serving process from its parts: the
+// user directory, the decision core, the Envoy ext_authz gRPC service, the
+// gRPC health service and the ops HTTP listener, and runs them until its
+// context is cancelled.
+//
+// Start-up and shutdown follow what an orchestrator expects of an
+// authorisation service on the request path:
+//   - configuration problems are refused before anything listens, but a Redis
+//     that is down at start is not one: the service starts, says so, answers
+//     503 decisions (fail closed) and recovers when Redis comes back, because
+//     refusing to start would turn a Redis blip into a crash loop;
+//   - on shutdown, health turns NOT_SERVING and /readyz 503 first, so that
+//     proxies and load balancers stop sending work, then the gRPC server
+//     stops gracefully within a bound, after which remaining calls are cut.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthgrpc "google.golang.org/grpc/health/grpc_health_v1"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/reflection"
+
+	"github.com/gatehouse-authz/gatehouse/authz"
+	"github.com/gatehouse-authz/gatehouse/authz/extauthz"
+	"github.com/gatehouse-authz/gatehouse/internal/config"
+	"github.com/gatehouse-authz/gatehouse/userstore"
+)
+
+// AuthorizationService is the gRPC service name health reports on, besides "".
+const AuthorizationService = "envoy.service.auth.v3.Authorization"
+
+// gRPC transport settings. Envoy multiplexes every check of a worker over
+// few long-lived HTTP/2 connections, so the stream bound is per connection
+// and generous; keepalive lets Envoy ping often without being sent a GOAWAY
+// and lets the server notice peers that vanished.
+const (
+	maxConcurrentStreams = 1024
+	maxRecvMsgSize       = 4 << 20 // a CheckRequest with a buffered body
+	keepaliveTime        = 30 * time.Second
+	keepaliveTimeout     = 10 * time.Second
+	keepaliveMinTime     = 5 * time.Second
+	connectionTimeout    = 10 * time.Second
+)
+
+// Options supplies what a Config cannot describe.
+type Options struct {
+	// Directory, when set, replaces the directory the Config describes
+	// (serve --dev's demo users, tests). The server does not close it.
+	Directory userstore.Directory
+	// DirectoryName describes Directory in logs and /readyz?verbose.
+	DirectoryName string
+	// Now is the clock of the decision core (nil: time.Now).
+	Now func() time.Time
+}
+
+// Server is one gatehouse serving process. Create it with New, which binds
+// the listeners, then call Serve.
+type Server struct {
+	cfg    config.Config
+	log    *slog.Logger
+	grpc   *grpc.Server
+	health *health.Server
+	ops    *http.Server
+
+	grpcLn, opsLn net.Listener
+	dir           *directory
+
+	// serving is true between the start of Serve and the start of shutdown:
+	// it is /readyz.
+	serving atomic.Bool
+	started atomic.Bool
+}
+
+// New builds a Server from cfg and binds its listeners, so that the bound
+// addresses (for ":0") are known before Serve. It validates cfg and returns a
+// one-line error naming the first problem; a Redis that cannot be reached is
+// not an error. On error nothing is left open.
+func New(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Options) (_ *Server, err error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	validate := cfg.Validate
+	if opts.Directory != nil {
+		validate = cfg.ValidateSuppliedDirectory
+	}
+	if err := validate(); err != nil {
+		return nil, err
+	}
+	jwt, err := cfg.JWT()
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: logger}
+	defer func() {
+		if err != nil {
+			s.closeAll()
+		}
+	}()
+
+	s.dir, err = newDirectory(ctx, cfg, logger, opts)
+	if err != nil {
+		return nil, err
+	}
+	az, err := authz.New(authz.Options{
+		JWT:          jwt,
+		Directory:    s.dir.Directory,
+		UserIDFormat: cfg.IDFormat(),
+		Now:          opts.Now,
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	s.grpc = grpc.NewServer(
+		grpc.ChainUnaryInterceptor(extauthz.UnaryRecoverer(logger)),
+		grpc.MaxConcurrentStreams(maxConcurrentStreams),
+		grpc.MaxRecvMsgSize(maxRecvMsgSize),
+		grpc.ConnectionTimeout(connectionTimeout),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: keepaliveTime, Timeout: keepaliveTimeout}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: keepaliveMinTime, PermitWithoutStream: true}),
+	)
+	extauthz.New(az, extauthz.Options{
+		Realm:          cfg.Realm,
+		UserIDHeader:   cfg.HeaderUserID,
+		ClientIDHeader: cfg.HeaderClientID,
+		ScopeHeader:    cfg.HeaderScope,
+		Logger:         logger,
+	}).Register(s.grpc)
+	s.health = health.NewServer()
+	// NOT_SERVING until Serve runs: a health check that reaches a server
+	// still starting must not send it work.
+	s.setHealth(healthpb.HealthCheckResponse_NOT_SERVING)
+	healthgrpc.RegisterHealthServer(s.grpc, s.health)
+	if cfg.GRPCReflection {
+		reflection.Register(s.grpc)
+	}
+
+	s.ops = &http.Server{
+		Handler:           s.opsHandler(),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      10 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+
+	var lc net.ListenConfig
+	if s.grpcLn, err = lc.Listen(ctx, "tcp", cfg.GRPCAddr); err != nil {
+		return nil, fmt.Errorf("gRPC listener: %w", err)
+	}
+	if s.opsLn, err = lc.Listen(ctx, "tcp", cfg.OpsAddr); err != nil {
+		return nil, fmt.Errorf("ops listener: %w", err)
+	}
+	if len(jwt.Secret) < minSecretLen(jwt.Algorithm) {
+		logger.Warn("JWT secret is shorter than the hash output; RFC 7518 asks for at least as many bytes",
+			"algorithm", jwt.Algorithm, "min_bytes", minSecretLen(jwt.Algorithm))
+	}
+	return s, nil
+}
+
+// minSecretLen is the HMAC key length RFC 7518 §3.2 requires: the size of the
+// hash output.
+func minSecretLen(alg string) int {
+	switch alg {
+	case "HS384":
+		return 48
+	case "HS512":
+		return 64
+	default:
+		return 32
+	}
+}
+
+// GRPCAddr returns the bound ext_authz gRPC address.
+func (s *Server) GRPCAddr() net.Addr { return s.grpcLn.Addr() }
+
+// OpsAddr returns the bound ops HTTP address.
+func (s *Server) OpsAddr() net.Addr { return s.opsLn.Addr() }
+
+// Serve serves until ctx is cancelled or a listener fails, then shuts down:
+// health NOT_SERVING and /readyz 503, a graceful gRPC stop bounded by the
+// configured shutdown timeout, then the listeners and the directory are
+// closed. It returns nil after a shutdown caused by ctx, and the listener's
+// error otherwise. Serve may be called once.
+func (s *Server) Serve(ctx context.Context) error {
+	if !s.started.CompareAndSwap(false, true) {
+		return errors.New("server: Serve called twice")
+	}
+	return s.serve(ctx)
+}
+
+func (s *Server) serve(ctx context.Context) error {
+	errc := make(chan error, 2)
+	go func() {
+		if err := s.grpc.Serve(s.grpcLn); err != nil {
+			errc <- fmt.Errorf("gRPC server: %w", err)
+			return
+		}
+		errc <- nil
+	}()
+	go func() {
+		if err := s.ops.Serve(s.opsLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errc <- fmt.Errorf("ops server: %w", err)
+			return
+		}
+		errc <- nil
+	}()
+	s.dir.start(ctx)
+
+	s.serving.Store(true)
+	s.setHealth(healthpb.HealthCheckResponse_SERVING)
+	s.log.Info("listening", "grpc", s.GRPCAddr().String(), "ops", s.OpsAddr().String(),
+		"directory", s.dir.describe, "reflection", s.cfg.GRPCReflection)
+
+	var runErr error
+	pending := 2
+	select {
+	case <-ctx.Done():
+		s.log.Info("shutting down", "cause", context.Cause(ctx).Error(), "timeout", s.cfg.ShutdownTimeout.String())
+	case runErr = <-errc:
+		pending--
+		if runErr == nil {
+			runErr = errors.New("server: a listener stopped unexpectedly")
+		}
+		s.log.Error("listener failed; shutting down", "error", runErr.Error())
+	}
+	s.shutdown(ctx)
+	for ; pending > 0; pending-- {
+		if err := <-errc; err != nil && runErr == nil {
+			runErr = err
+		}
+	}
+	return runErr
+}
+
+// setHealth sets the status of both reported services.
+func (s *Server) setHealth(st healthpb.HealthCheckResponse_ServingStatus) {
+	s.health.SetServingStatus("", st)
+	s.health.SetServingStatus(AuthorizationService, st)
+}
+
+// shutdown stops taking work, drains, and closes everything.
+func (s *Server) shutdown(ctx context.Context) {
+	s.serving.Store(false)
+	// Shutdown sets every service NOT_SERVING, tells Watch streams, and
+	// ignores later changes.
+	s.health.Shutdown()
+
+	done := make(chan struct{})
+	go func() {
+		s.grpc.GracefulStop()
+		close(done)
+	}()
+	timer := time.NewTimer(s.cfg.ShutdownTimeout)
+	select {
+	case <-done:
+		timer.Stop()
+	case <-timer.C:
+		s.log.Warn("graceful stop timed out; closing the remaining connections",
+			"timeout", s.cfg.ShutdownTimeout.String())
+		s.grpc.Stop()
+		<-done
+	}
+
+	// The ops listener outlives the gRPC drain so that /readyz says 503 all
+	// along; a short bound is enough for its tiny responses.
+	octx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	if err := s.ops.Shutdown(octx); err != nil {
+		s.ops.Close()
+	}
+	s.closeAll()
+	s.log.Info("stopped")
+}
+
+// closeAll releases what New acquired. It is safe on a partly built Server
+// and idempotent.
+func (s *Server) closeAll() {
+	if s.grpc != nil {
+		s.grpc.Stop() // no-op after GracefulStop; closes grpcLn
+	}
+	if s.grpcLn != nil {
+		s.grpcLn.Close()
+	}
+	if s.ops != nil {
+		s.ops.Close()
+	}
+	if s.opsLn != nil {
+		s.opsLn.Close()
+	}
+	if s.dir != nil {
+		if err := s.dir.close(); err != nil {
+			s.log.Warn("closing the directory", "error", err.Error())
+		}
+	}
+}
+
+// Run builds a Server with New and serves until ctx is cancelled.
+func Run(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Options) error {
+	s, err := New(ctx, cfg, logger, opts)
+	if err != nil {
+		return err
+	}
+	return s.Serve(ctx)
+}
