@@ -33,6 +33,7 @@ import (
 
 	"github.com/gatehouse-authz/gatehouse/authz"
 	"github.com/gatehouse-authz/gatehouse/authz/extauthz"
+	"github.com/gatehouse-authz/gatehouse/authz/routes"
 	"github.com/gatehouse-authz/gatehouse/internal/config"
 	"github.com/gatehouse-authz/gatehouse/userstore"
 )
@@ -75,6 +76,8 @@ type Server struct {
 
 	grpcLn, opsLn net.Listener
 	dir           *directory
+	// routes names the default route table, for the start-up log.
+	routes string
 
 	// serving is true between the start of Serve and the start of shutdown:
 	// it is /readyz.
@@ -108,15 +111,22 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Optio
 		}
 	}()
 
+	policy, err := routes.Resolve(cfg.Routes)
+	if err != nil {
+		return nil, err
+	}
+	s.routes = policy.Default().Name()
 	s.dir, err = newDirectory(ctx, cfg, logger, opts)
 	if err != nil {
 		return nil, err
 	}
 	az, err := authz.New(authz.Options{
-		JWT:          jwt,
-		Directory:    s.dir.Directory,
-		UserIDFormat: cfg.IDFormat(),
-		Now:          opts.Now,
+		JWT:               jwt,
+		Directory:         s.dir.Directory,
+		Policy:            policy,
+		UserIDFormat:      cfg.IDFormat(),
+		CheckApplications: cfg.CheckApplications,
+		Now:               opts.Now,
 	})
 	if err != nil {
 		return nil, err
@@ -222,7 +232,8 @@ func (s *Server) serve(ctx context.Context) error {
 	s.serving.Store(true)
 	s.setHealth(healthpb.HealthCheckResponse_SERVING)
 	s.log.Info("listening", "grpc", s.GRPCAddr().String(), "ops", s.OpsAddr().String(),
-		"directory", s.dir.describe, "reflection", s.cfg.GRPCReflection)
+		"directory", s.dir.describe, "routes", s.routes, "check_applications", s.cfg.CheckApplications,
+		"reflection", s.cfg.GRPCReflection)
 
 	var runErr error
 	pending := 2

@@ -159,18 +159,28 @@ func (r *running) waitHealth(t *testing.T, service string, want healthpb.HealthC
 
 func (r *running) check(t *testing.T, authorization string) *authv3.CheckResponse {
 	t.Helper()
-	headers := map[string]string{":method": "GET", ":path": "/v1/rooms", ":authority": "api.example.com"}
+	return r.checkRequest(t, "GET", "/v1/rooms", authorization, nil)
+}
+
+// checkRequest sends one CheckRequest for method and path, with optional
+// context extensions.
+func (r *running) checkRequest(t *testing.T, method, path, authorization string, ext map[string]string) *authv3.CheckResponse {
+	t.Helper()
+	headers := map[string]string{":method": method, ":path": path, ":authority": "api.example.com"}
 	if authorization != "" {
 		headers["authorization"] = authorization
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	resp, err := authv3.NewAuthorizationClient(r.conn).Check(ctx, &authv3.CheckRequest{
-		Attributes: &authv3.AttributeContext{Request: &authv3.AttributeContext_Request{
-			Http: &authv3.AttributeContext_HttpRequest{
-				Method: "GET", Path: "/v1/rooms", Host: "api.example.com", Headers: headers,
+		Attributes: &authv3.AttributeContext{
+			Request: &authv3.AttributeContext_Request{
+				Http: &authv3.AttributeContext_HttpRequest{
+					Method: method, Path: path, Host: "api.example.com", Headers: headers,
+				},
 			},
-		}},
+			ContextExtensions: ext,
+		},
 	})
 	if err != nil {
 		t.Fatalf("Check returned a gRPC error (Envoy would apply failure_mode_allow): %v", err)
@@ -331,7 +341,9 @@ func listServices(t *testing.T, conn *grpc.ClientConn) ([]string, error) {
 	}
 	if err := stream.Send(&reflectionpb.ServerReflectionRequest{
 		MessageRequest: &reflectionpb.ServerReflectionRequest_ListServices{},
-	}); err != nil {
+	}); err != nil && !errors.Is(err, io.EOF) {
+		// io.EOF means the server already ended the stream (Unimplemented
+		// answers at once): its status comes from Recv below.
 		return nil, err
 	}
 	resp, err := stream.Recv()
@@ -475,6 +487,68 @@ func TestNewRefuses(t *testing.T) {
 		_, err = New(context.Background(), cfg, nil, Options{})
 		if err == nil || !strings.Contains(err.Error(), "ops listener") {
 			t.Fatalf("New on a busy ops port = %v", err)
+		}
+	})
+}
+
+// TestRoutes: GATEHOUSE_ROUTES reaches the decision, and a bad routes file
+// stops start-up.
+func TestRoutes(t *testing.T) {
+	cfg := baseConfig(t)
+	cfg.UsersFile = usersFile(t)
+	cfg.Routes = "meet"
+	r := start(t, cfg, Options{})
+	const rooms = "/external-api/v1.0/rooms/"
+	scoped, err := authz.IssueToken(authz.JWTConfig{Secret: []byte(testSecret), Algorithm: "HS256", Issuer: authz.DefaultIssuer},
+		authz.TokenSpec{UserID: activeUser, ClientID: "test-app", Scope: "rooms:list"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, method, path, auth string
+		ext                      map[string]string
+		code                     codes.Code
+		detail                   string
+	}{
+		{"public token endpoint", "POST", "/external-api/v1.0/application/token/", "", nil, codes.OK, ""},
+		{"list with scope", "GET", rooms + "?page=2", "Bearer " + scoped.AccessToken, nil, codes.OK, ""},
+		{"create without scope", "POST", rooms, "Bearer " + scoped.AccessToken, nil, codes.PermissionDenied,
+			"Insufficient permissions. Required scope: rooms:create"},
+		{"unknown action", "DELETE", rooms, "Bearer " + scoped.AccessToken, nil, codes.PermissionDenied,
+			"Insufficient permissions. Unknown action."},
+		{"unknown action needs credentials first", "DELETE", rooms, "", nil, codes.Unauthenticated,
+			"Authentication credentials were not provided."},
+		{"per-route scope from Envoy", "GET", "/elsewhere", "Bearer " + scoped.AccessToken,
+			map[string]string{"gatehouse.scope": "reports:read"}, codes.PermissionDenied,
+			"Insufficient permissions. Required scope: reports:read"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp := r.checkRequest(t, tc.method, tc.path, tc.auth, tc.ext)
+			if got := codes.Code(resp.GetStatus().GetCode()); got != tc.code {
+				t.Fatalf("status %v, want %v (%v)", got, tc.code, resp)
+			}
+			if tc.code == codes.OK {
+				if resp.GetOkResponse() == nil {
+					t.Fatalf("allow without ok_response: %v", resp)
+				}
+				return
+			}
+			if got := detail(t, resp); got != tc.detail {
+				t.Fatalf("detail %q, want %q", got, tc.detail)
+			}
+		})
+	}
+
+	t.Run("bad routes file", func(t *testing.T) {
+		cfg := baseConfig(t)
+		cfg.UsersFile = usersFile(t)
+		cfg.Routes = filepath.Join(t.TempDir(), "routes.yaml")
+		if err := os.WriteFile(cfg.Routes, []byte("routes:\n  - prefix: /a/\n    scope: [x]\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err := New(context.Background(), cfg, nil, Options{})
+		if err == nil || !strings.Contains(err.Error(), "routes.yaml:3: scope: must be a string") {
+			t.Fatalf("New with a bad routes file = %v, want an error naming file, line and key", err)
 		}
 	})
 }

@@ -95,6 +95,14 @@ type Config struct {
 	// UserIDFormat is "uuid" or "opaque" (see authz.ParseIDFormat).
 	UserIDFormat string
 
+	// Routes is a built-in route table name ("meet", "authenticate") or the
+	// path of a routes file; empty: every request needs authentication and
+	// no scope.
+	Routes string
+	// CheckApplications checks the token's client_id against the directory's
+	// applications (DESIGN §2 step 9).
+	CheckApplications bool
+
 	// LogLevel and LogFormat ("json" or "text") configure logging.
 	LogLevel  slog.Level
 	LogFormat string
@@ -226,6 +234,12 @@ func settings() []setting {
 		{flag: "user-id-format", env: "GATEHOUSE_USER_ID_FORMAT", group: GroupServer,
 			usage: "user id `format`: uuid (normalised to canonical UUIDs) or opaque (used as they are)",
 			value: func(c *Config) flag.Value { return stringValue{&c.UserIDFormat} }},
+		{flag: "routes", env: "GATEHOUSE_ROUTES", group: GroupServer,
+			usage: "route `table`: a built-in name (meet, authenticate) or a routes file (empty: authenticate everything)",
+			value: func(c *Config) flag.Value { return stringValue{&c.Routes} }},
+		{flag: "check-applications", env: "GATEHOUSE_CHECK_APPLICATIONS", group: GroupServer,
+			usage: "refuse tokens whose client_id is not an active application of the directory",
+			value: func(c *Config) flag.Value { return boolValue{&c.CheckApplications} }},
 		{flag: "log-level", env: "GATEHOUSE_LOG_LEVEL", group: GroupServer,
 			usage: "log `level`: debug, info, warn or error",
 			value: func(c *Config) flag.Value { return levelValue{&c.LogLevel} }},

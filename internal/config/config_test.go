@@ -91,6 +91,8 @@ func TestEachSetting(t *testing.T) {
 		{"cache-size", "GATEHOUSE_CACHE_SIZE", "10", "20", func(c Config) any { return c.CacheSize }, 10, 20},
 		{"cache-stale-if-error", "GATEHOUSE_CACHE_STALE_IF_ERROR", "1m", "2m", func(c Config) any { return c.CacheStaleIfError }, time.Minute, 2 * time.Minute},
 		{"user-id-format", "GATEHOUSE_USER_ID_FORMAT", "opaque", "uuid", func(c Config) any { return c.UserIDFormat }, "opaque", "uuid"},
+		{"routes", "GATEHOUSE_ROUTES", "meet", "/etc/routes.yaml", func(c Config) any { return c.Routes }, "meet", "/etc/routes.yaml"},
+		{"check-applications", "GATEHOUSE_CHECK_APPLICATIONS", "true", "false", func(c Config) any { return c.CheckApplications }, true, false},
 		{"log-level", "GATEHOUSE_LOG_LEVEL", "debug", "warn", func(c Config) any { return c.LogLevel }, slog.LevelDebug, slog.LevelWarn},
 		{"log-format", "GATEHOUSE_LOG_FORMAT", "text", "json", func(c Config) any { return c.LogFormat }, "text", "json"},
 		{"grpc-reflection", "GATEHOUSE_GRPC_REFLECTION", "1", "false", func(c Config) any { return c.GRPCReflection }, true, false},
