@@ -255,6 +255,9 @@ func TestMeetClaims(t *testing.T) {
 		{"delegated string false (truthy in Python)", with(base, "delegated", "false"), wantType},
 		{"delegated 1 (truthy in Python)", with(base, "delegated", 1), wantType},
 		{"claims checked before the directory", with(base, "user_id", unknownUser, "delegated", false), wantType},
+		{"user_id that would split a header", with(base, "user_id", activeUser+"\r\nx-auth-user-id: admin"), wantClaims},
+		{"client_id with a NUL", with(base, "client_id", "app\x00"), wantClaims},
+		{"scope with a control character", with(base, "scope", "rooms:list \x01admin"), wantClaims},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t, nil)

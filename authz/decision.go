@@ -3,7 +3,9 @@ package authz
 import (
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Result is the outcome class of a decision.
@@ -59,6 +61,19 @@ const (
 	ReasonInternalError       Reason = "internal_error"
 )
 
+// Reasons returns every Reason the decision core can give, in table order
+// (a fresh slice). Metrics pre-create one series per reason from it.
+func Reasons() []Reason {
+	return []Reason{
+		ReasonPublic, ReasonAllowed, ReasonMissingCredentials, ReasonInvalidHeader,
+		ReasonInvalidEncoding, ReasonTokenExpired, ReasonInvalidToken, ReasonInvalidClaims,
+		ReasonInvalidTokenType, ReasonApplicationNotFound, ReasonApplicationDisabled,
+		ReasonUserNotFound, ReasonUserDisabled, ReasonNoScope, ReasonMissingScope,
+		ReasonUnknownAction, ReasonRouteDenied, ReasonDirectoryError, ReasonBadRequest,
+		ReasonInternalError,
+	}
+}
+
 // Challenge is the RFC 6750 error code carried by WWW-Authenticate.
 type Challenge string
 
@@ -77,6 +92,10 @@ type Identity struct {
 	// Scope is the token's scopes, space-separated ("" when none).
 	Scope string
 }
+
+// DecisionIDHeader is the response header that carries Decision.DecisionID
+// on every deny, in every adapter, so that a client can quote it to support.
+const DecisionIDHeader = "x-gatehouse-decision-id"
 
 // Decision is the answer for one request. Adapters translate it to their
 // protocol; they must send a deny for every Result other than Allow.
@@ -97,6 +116,10 @@ type Decision struct {
 	Identity Identity
 	// RetryAfterSeconds is sent as Retry-After on Unavailable.
 	RetryAfterSeconds int
+	// DecisionID identifies this decision in logs, traces and responses, so
+	// that support can find a denial a client reports. The decision core
+	// leaves it empty; the telemetry wrapper (internal/telemetry) sets it.
+	DecisionID string
 }
 
 // Allowed reports whether the request may pass. Only an explicit Allow does.
@@ -157,4 +180,48 @@ func quoteEscape(s string) string {
 	}
 	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`)
 	return r.Replace(s)
+}
+
+// RetryAfter returns the Retry-After value of a 503: whole seconds, at least
+// 1 so that clients back off.
+func (d *Decision) RetryAfter() string {
+	if d.RetryAfterSeconds < 1 {
+		return "1"
+	}
+	return strconv.Itoa(d.RetryAfterSeconds)
+}
+
+// InternalError returns the decision adapters send when deciding failed (a
+// panic, or a Decision they cannot express): a 503 with Retry-After, because
+// the failure may be transient, and never an allow.
+func InternalError() Decision {
+	return Decision{
+		Result:            Deny,
+		Reason:            ReasonInternalError,
+		Status:            http.StatusServiceUnavailable,
+		Message:           "Internal error.",
+		RetryAfterSeconds: 1,
+	}
+}
+
+// InvalidClaims returns the 401 "Invalid token claims." decision. Adapters
+// send it for an allow whose identity they cannot put in headers, which the
+// core never produces (see HeaderSafe).
+func InvalidClaims() Decision { return denyInvalidClaims }
+
+// HeaderSafe reports whether s can be sent as an HTTP header value: valid
+// UTF-8 (proto3 strings must be) and no control character but horizontal
+// tab, so no CR, LF or NUL can split a header line upstream.
+func HeaderSafe(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	// Bytes of multi-byte UTF-8 sequences are all >= 0x80, so a byte scan
+	// finds every ASCII control character.
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < 0x20 && c != '\t') || c == 0x7f {
+			return false
+		}
+	}
+	return true
 }

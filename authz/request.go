@@ -16,4 +16,9 @@ type Request struct {
 	// ContextExtensions carries per-route settings chosen by the proxy (Envoy's
 	// check_settings.context_extensions); nil when there are none.
 	ContextExtensions map[string]string
+	// TraceParent and TraceState are the W3C Trace Context headers
+	// (traceparent, tracestate) of the request, as the proxy saw them; empty
+	// when absent. They only join gatehouse's span to the caller's trace and
+	// play no part in the decision.
+	TraceParent, TraceState string
 }

@@ -152,12 +152,15 @@ func (v *verifier) validate(mc jwt.MapClaims, now time.Time) (*claims, *Decision
 	// Meet's claim checks (ApplicationJWTAuthentication), in the order of
 	// the decision table. Python's truthiness is narrowed on purpose: ids must
 	// be non-empty strings and delegated must be JSON true (DESIGN §2.2).
+	// Ids travel upstream as header values: one that cannot (a control
+	// character, invalid UTF-8) is refused here rather than forwarded split
+	// or dropped.
 	rawUserID, _ := mc["user_id"].(string)
-	if rawUserID == "" {
+	if rawUserID == "" || !HeaderSafe(rawUserID) {
 		return nil, &denyInvalidClaims
 	}
 	c.clientID, _ = mc["client_id"].(string)
-	if c.clientID == "" {
+	if c.clientID == "" || !HeaderSafe(c.clientID) {
 		return nil, &denyInvalidClaims
 	}
 	if delegated, _ := mc["delegated"].(bool); !delegated {
@@ -174,6 +177,9 @@ func (v *verifier) validate(mc jwt.MapClaims, now time.Time) (*claims, *Decision
 	}
 	c.scopes = scopeClaim(mc["scope"])
 	c.scope = strings.Join(c.scopes, " ")
+	if !HeaderSafe(c.scope) {
+		return nil, &denyInvalidClaims
+	}
 	return c, nil
 }
 

@@ -35,4 +35,10 @@
 //     inject a header line upstream.
 //   - Logs and dynamic metadata carry ids, reasons and the path without its
 //     query string; never the token, the Authorization header or claims.
+//   - The Decision's DecisionID (set by the telemetry wrapper) goes to the log
+//     line, to dynamic metadata as decision_id and, on denies, to the
+//     x-gatehouse-decision-id response header; a replacement decision of the
+//     adapter's own (late allow, unsendable identity) keeps it. The
+//     traceparent and tracestate request headers are passed on in
+//     authz.Request for tracing and play no part in the decision.
 package extauthz

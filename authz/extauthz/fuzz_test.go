@@ -99,7 +99,7 @@ func fuzzOne(t *testing.T, req *authv3.CheckRequest) {
 	ok2 := resp.GetOkResponse()
 	set := map[string]string{}
 	for _, o := range ok2.GetHeaders() {
-		if !validHeaderValue(o.GetHeader().GetValue()) {
+		if !authz.HeaderSafe(o.GetHeader().GetValue()) {
 			t.Fatalf("invalid header value sent: %q", o.GetHeader().GetValue())
 		}
 		set[o.GetHeader().GetKey()] = o.GetHeader().GetValue()

@@ -15,6 +15,8 @@ import (
 const (
 	headerAuthorization = "authorization"
 	headerRequestID     = "x-request-id"
+	headerTraceParent   = "traceparent"
+	headerTraceState    = "tracestate"
 	pseudoMethod        = ":method"
 	pseudoPath          = ":path"
 	pseudoAuthority     = ":authority"
@@ -60,6 +62,12 @@ func RequestFromCheck(req *authv3.CheckRequest) (authz.Request, bool) {
 		r.Host, _ = header(http, pseudoAuthority)
 	}
 	r.Authorization, _ = header(http, headerAuthorization)
+	// W3C trace context (same lookup as Authorization), so that gatehouse's
+	// span joins the caller's trace; tracestate means nothing without
+	// traceparent. Neither plays a part in the decision.
+	if r.TraceParent, _ = header(http, headerTraceParent); r.TraceParent != "" {
+		r.TraceState, _ = header(http, headerTraceState)
+	}
 	return r, true
 }
 

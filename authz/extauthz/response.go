@@ -3,7 +3,6 @@ package extauthz
 import (
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -32,6 +31,9 @@ const (
 	metaReason   = "reason"
 	metaUserID   = "user_id"
 	metaClientID = "client_id"
+	// metaDecisionID is authz.Decision.DecisionID, also sent on denies as
+	// the authz.DecisionIDHeader response header.
+	metaDecisionID = "decision_id"
 )
 
 // ReasonDeadlineExceeded is the reason of a deny the adapter sends instead of
@@ -53,13 +55,7 @@ var (
 	// the adapter cannot express (zero value, impossible status). It is a 503
 	// with Retry-After because the failure may be transient, and it is never
 	// an allow.
-	internalDecision = authz.Decision{
-		Result:            authz.Deny,
-		Reason:            authz.ReasonInternalError,
-		Status:            http.StatusServiceUnavailable,
-		Message:           "Internal error.",
-		RetryAfterSeconds: 1,
-	}
+	internalDecision = authz.InternalError()
 	// lateDecision replaces an allow that came after the context ended. It
 	// is what the core answers when the deadline cuts a directory lookup
 	// short: 503, retry.
@@ -74,13 +70,7 @@ var (
 	// header values (control characters or invalid UTF-8 in a claim).
 	// Forwarding such a value could split a header line upstream; dropping it
 	// would forward an unidentified request. Both are worse than a 401.
-	badIdentityDecision = authz.Decision{
-		Result:    authz.Deny,
-		Reason:    authz.ReasonInvalidClaims,
-		Status:    http.StatusUnauthorized,
-		Message:   "Invalid token claims.",
-		Challenge: authz.ChallengeInvalidToken,
-	}
+	badIdentityDecision = authz.InvalidClaims()
 )
 
 // identityHeaders are the configured identity header names, lower case.
@@ -110,18 +100,18 @@ type denyResponse struct {
 	status     rpcstatus.Status
 	denied     authv3.DeniedHttpResponse
 	httpStatus typev3.HttpStatus
-	opts       [3]corev3.HeaderValueOption
-	values     [3]corev3.HeaderValue
-	optPtrs    [3]*corev3.HeaderValueOption
+	opts       [4]corev3.HeaderValueOption
+	values     [4]corev3.HeaderValue
+	optPtrs    [4]*corev3.HeaderValueOption
 	meta       metadata
 }
 
-// metadata builds a structpb.Struct of up to four strings without going
+// metadata builds a structpb.Struct of up to five strings without going
 // through map[string]any and structpb.NewStruct.
 type metadata struct {
 	st      structpb.Struct
-	values  [4]structpb.Value
-	strings [4]structpb.Value_StringValue
+	values  [5]structpb.Value
+	strings [5]structpb.Value_StringValue
 	n       int
 }
 
@@ -147,7 +137,7 @@ func (m *metadata) add(key, s string) {
 // ok is false when an identity value cannot be sent as a header value.
 func allowCheckResponse(d *authz.Decision, names *identityHeaders) (resp *authv3.CheckResponse, ok bool) {
 	id := &d.Identity
-	if !validHeaderValue(id.UserID) || !validHeaderValue(id.ClientID) || !validHeaderValue(id.Scope) {
+	if !authz.HeaderSafe(id.UserID) || !authz.HeaderSafe(id.ClientID) || !authz.HeaderSafe(id.Scope) {
 		return nil, false
 	}
 	b := new(allowResponse)
@@ -188,6 +178,7 @@ func allowCheckResponse(d *authz.Decision, names *identityHeaders) (resp *authv3
 	b.meta.add(metaReason, string(d.Reason))
 	b.meta.add(metaUserID, id.UserID)
 	b.meta.add(metaClientID, id.ClientID)
+	b.meta.add(metaDecisionID, d.DecisionID)
 	return &b.resp, true
 }
 
@@ -206,7 +197,7 @@ func denyCheckResponse(d *authz.Decision, realm string) *authv3.CheckResponse {
 	headers := b.optPtrs[:0]
 	headers = append(headers, setHeader(&b.opts[0], &b.values[0], headerContentType, contentTypeJSON))
 	if c := d.ChallengeHeader(realm); c != "" {
-		if !validHeaderValue(c) {
+		if !authz.HeaderSafe(c) {
 			// Only a misconfigured realm or scope name can get here; a bare
 			// challenge still tells the client which scheme to use.
 			c = "Bearer"
@@ -214,7 +205,10 @@ func denyCheckResponse(d *authz.Decision, realm string) *authv3.CheckResponse {
 		headers = append(headers, setHeader(&b.opts[1], &b.values[1], headerWWWAuthenticate, c))
 	}
 	if d.Status == http.StatusServiceUnavailable {
-		headers = append(headers, setHeader(&b.opts[2], &b.values[2], headerRetryAfter, retryAfter(d.RetryAfterSeconds)))
+		headers = append(headers, setHeader(&b.opts[2], &b.values[2], headerRetryAfter, d.RetryAfter()))
+	}
+	if d.DecisionID != "" && authz.HeaderSafe(d.DecisionID) {
+		headers = append(headers, setHeader(&b.opts[3], &b.values[3], authz.DecisionIDHeader, d.DecisionID))
 	}
 	b.denied.Headers = headers
 
@@ -223,6 +217,7 @@ func denyCheckResponse(d *authz.Decision, realm string) *authv3.CheckResponse {
 	b.meta.add(metaReason, string(d.Reason))
 	b.meta.add(metaUserID, d.Identity.UserID)
 	b.meta.add(metaClientID, d.Identity.ClientID)
+	b.meta.add(metaDecisionID, d.DecisionID)
 	return &b.resp
 }
 
@@ -249,9 +244,7 @@ func normalizeDeny(d authz.Decision) authz.Decision {
 		d.Status = http.StatusServiceUnavailable
 	}
 	if d.Status < 400 || d.Status > 599 {
-		id := d.Identity
-		d = internalDecision
-		d.Identity = id
+		d = replaceDecision(d, internalDecision)
 	}
 	d.Message = validUTF8(d.Message)
 	d.Scope = validUTF8(d.Scope)
@@ -286,32 +279,6 @@ func grpcCode(d *authz.Decision) codes.Code {
 	return codes.PermissionDenied
 }
 
-// retryAfter formats a Retry-After in seconds, at least 1 so that clients
-// back off.
-func retryAfter(seconds int) string {
-	if seconds < 1 {
-		seconds = 1
-	}
-	return strconv.Itoa(seconds)
-}
-
-// validHeaderValue reports whether s can be sent as an HTTP header value:
-// valid UTF-8 (proto3 strings must be) and no control characters other than
-// horizontal tab (no CR/LF/NUL header splitting).
-func validHeaderValue(s string) bool {
-	if !utf8.ValidString(s) {
-		return false
-	}
-	// Bytes of multi-byte UTF-8 sequences are all >= 0x80, so a byte scan
-	// finds every ASCII control character.
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; (c < 0x20 && c != '\t') || c == 0x7f {
-			return false
-		}
-	}
-	return true
-}
-
 // validUTF8 replaces invalid UTF-8 so that the string can go into a proto3
 // string field, whose marshalling would otherwise fail.
 func validUTF8(s string) string {
@@ -319,4 +286,13 @@ func validUTF8(s string) string {
 		return s
 	}
 	return strings.ToValidUTF8(s, "\uFFFD")
+}
+
+// replaceDecision returns with, keeping what d learnt of the caller and its
+// decision id: the adapter's own answer replaces the decision's outcome, not
+// its place in logs and traces.
+func replaceDecision(d, with authz.Decision) authz.Decision {
+	with.Identity = d.Identity
+	with.DecisionID = d.DecisionID
+	return with
 }

@@ -20,9 +20,17 @@ const (
 
 // Decider decides one request. *authz.Authorizer implements it. Decide must
 // honour ctx (it carries the proxy's deadline) and must only return an Allow
-// when every check passed.
+// when every check passed. The Decision's DecisionID, when set, is logged,
+// put in dynamic metadata and sent on denies (authz.DecisionIDHeader).
 type Decider interface {
 	Decide(ctx context.Context, req *authz.Request) authz.Decision
+}
+
+// Recorder is implemented by Deciders that also count and identify the
+// decisions the adapter makes without asking them (a CheckRequest without
+// request.http). Record sets d.DecisionID.
+type Recorder interface {
+	Record(ctx context.Context, d *authz.Decision)
 }
 
 // Options configures a Server. The zero value is usable.
@@ -35,7 +43,8 @@ type Options struct {
 	UserIDHeader, ClientIDHeader, ScopeHeader string
 	// Logger receives one Debug line per decision (nil discards). Lines carry
 	// result, reason, status, method, path without query, user and client
-	// ids and the request id; never the token or the Authorization header.
+	// ids, the request id and the decision id; never the token or the
+	// Authorization header.
 	Logger *slog.Logger
 }
 
@@ -93,6 +102,9 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.C
 		d = s.decide(ctx, &r)
 	} else {
 		d = noHTTPDecision
+		if rec, ok := s.decider.(Recorder); ok {
+			rec.Record(ctx, &d)
+		}
 	}
 
 	if d.Allowed() && ctx.Err() != nil {
@@ -101,17 +113,13 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.C
 		// reach a client whose own timer has not fired yet (seen with
 		// grpc-go). A check that overran is answered like a directory that
 		// overran: 503, never an allow.
-		id := d.Identity
-		d = lateDecision
-		d.Identity = id
+		d = replaceDecision(d, lateDecision)
 	}
 
 	var resp *authv3.CheckResponse
 	if d.Allowed() {
 		if resp, ok = allowCheckResponse(&d, &s.headers); !ok {
-			id := d.Identity
-			d = badIdentityDecision
-			d.Identity = id
+			d = replaceDecision(d, badIdentityDecision)
 		}
 	}
 	if resp == nil {
@@ -150,5 +158,6 @@ func (s *Server) logDecision(ctx context.Context, req *authv3.CheckRequest, r *a
 		slog.String("user_id", d.Identity.UserID),
 		slog.String("client_id", d.Identity.ClientID),
 		slog.String("request_id", requestID(http)),
+		slog.String("decision_id", d.DecisionID),
 	)
 }
