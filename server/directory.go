@@ -13,8 +13,17 @@ import (
 
 	"github.com/gatehouse-authz/gatehouse/authz"
 	"github.com/gatehouse-authz/gatehouse/internal/config"
+	"github.com/gatehouse-authz/gatehouse/internal/telemetry"
 	"github.com/gatehouse-authz/gatehouse/userstore"
 	"github.com/gatehouse-authz/gatehouse/userstore/redisstore"
+)
+
+// The circuit around Redis: after circuitThreshold consecutive failed
+// lookups, misses fail at once for circuitCooldown, then one trial lookup
+// (or a successful probe) decides whether it closes.
+const (
+	circuitThreshold = 5
+	circuitCooldown  = time.Second
 )
 
 // redisProbeInterval is how often the server pings Redis to report its state
@@ -38,7 +47,9 @@ type directory struct {
 
 	// Redis only.
 	client     redis.UniversalClient
+	mode       redisstore.Mode
 	cache      *userstore.Cache
+	circuit    *userstore.Circuit
 	channel    string // invalidation channel
 	normalize  func(string) (string, bool)
 	pubsub     *redis.PubSub
@@ -49,6 +60,9 @@ type directory struct {
 	wg         sync.WaitGroup
 	closeOnce  sync.Once
 	closeErr   error
+
+	mu      sync.Mutex
+	lastErr string // last probe error, for /readyz?verbose
 }
 
 // newDirectory builds the directory cfg describes, or wraps the one opts
@@ -70,8 +84,8 @@ func newDirectory(ctx context.Context, cfg config.Config, logger *slog.Logger, o
 			Directory: m,
 			describe:  fmt.Sprintf("users file %s (%d users)", cfg.UsersFile, m.Len(userstore.User)),
 		}, nil
-	case cfg.RedisURL != "":
-		return newRedisDirectory(ctx, cfg, logger)
+	case cfg.UsesRedis():
+		return newRedisDirectory(ctx, cfg, logger, opts.metrics)
 	default:
 		return nil, errors.New("no user directory configured")
 	}
@@ -88,30 +102,42 @@ func userIDNormalizer(cfg config.Config) func(string) (string, bool) {
 
 // newRedisDirectory connects to Redis lazily: a Redis that is down now is
 // logged, not refused, and lookups fail closed until it answers.
-func newRedisDirectory(ctx context.Context, cfg config.Config, logger *slog.Logger) (*directory, error) {
-	client, err := redisstore.NewClient(cfg.RedisURL)
+// metrics (nil: none) counts and times the Redis lookups and the cache's
+// outcomes.
+func newRedisDirectory(ctx context.Context, cfg config.Config, logger *slog.Logger, metrics *telemetry.Metrics) (*directory, error) {
+	client, mode, err := NewRedisClient(cfg)
 	if err != nil {
-		// NewClient's errors never repeat the URL or its password.
-		return nil, fmt.Errorf("GATEHOUSE_REDIS_URL: %w", err)
+		return nil, err
 	}
 	store := redisstore.New(client, redisstore.Options{Prefix: cfg.RedisPrefix, Timeout: cfg.RedisTimeout})
+	// The circuit sits between the cache and Redis: while it is open,
+	// misses fail at once and the cache's stale entries still answer.
+	circuit := userstore.NewCircuit(metrics.Redis(store), userstore.CircuitOptions{
+		Threshold: circuitThreshold,
+		Cooldown:  circuitCooldown,
+		Name:      "redis",
+		Logger:    logger,
+	})
 	negTTL := cfg.CacheNegativeTTL
 	if negTTL == 0 {
 		negTTL = -1 // the cache reads 0 as "default"; the setting's 0 means "do not cache"
 	}
-	cache := userstore.NewCache(store, userstore.CacheOptions{
+	cache := userstore.NewCache(circuit, userstore.CacheOptions{
 		Size:          cfg.CacheSize,
 		TTL:           cfg.CacheTTL,
 		NegativeTTL:   negTTL,
 		StaleIfError:  cfg.CacheStaleIfError,
 		LookupTimeout: cfg.RedisTimeout,
 		Logger:        logger,
+		OnLookup:      metrics.ObserveLookup,
 	})
 	d := &directory{
 		Directory:  cache,
-		describe:   "redis " + cfg.RedactedRedisURL(),
+		describe:   "redis " + string(mode) + " " + cfg.DescribeRedis(),
 		client:     client,
+		mode:       mode,
 		cache:      cache,
+		circuit:    circuit,
 		channel:    store.InvalidationChannel(),
 		normalize:  userIDNormalizer(cfg),
 		pingWithin: max(cfg.RedisTimeout, time.Second),
@@ -119,7 +145,7 @@ func newRedisDirectory(ctx context.Context, cfg config.Config, logger *slog.Logg
 	}
 	if err := d.ping(ctx); err != nil {
 		logger.Warn("Redis is unreachable at start; serving anyway, decisions fail closed (503) until it answers",
-			"redis", cfg.RedactedRedisURL(), "error", err.Error())
+			"redis", cfg.DescribeRedis(), "error", err.Error())
 	}
 	return d, nil
 }
@@ -132,7 +158,12 @@ func (d *directory) ping(ctx context.Context) error {
 	next := redisUp
 	if err != nil {
 		next = redisDown
+		err = fmt.Errorf("ping: %w", err)
+		d.setLastErr(err)
 	}
+	// The probe's success closes an open circuit without waiting for a
+	// trial lookup; its failure counts like a failed lookup.
+	d.circuit.Report(err)
 	prev := d.state.Swap(next)
 	switch {
 	case prev == redisDown && next == redisUp:
@@ -182,14 +213,36 @@ func (d *directory) status() (bool, string) {
 	if d.client == nil {
 		return true, d.describe
 	}
+	cst, lastErr, lastAt := d.circuit.State()
+	circuit := "; circuit " + cst.String()
+	if lastErr == "" {
+		lastErr = d.lastPingErr()
+	} else {
+		circuit += "; last error " + lastAt.UTC().Format(time.RFC3339)
+	}
+	if lastErr != "" {
+		circuit += ": " + lastErr
+	}
 	switch d.state.Load() {
 	case redisUp:
-		return true, d.describe + ": reachable"
+		return cst == userstore.CircuitClosed, d.describe + ": reachable" + circuit
 	case redisDown:
-		return false, d.describe + ": unreachable, decisions fail closed (503)"
+		return false, d.describe + ": unreachable, decisions fail closed (503) unless a cached entry is recent enough" + circuit
 	default:
-		return true, d.describe + ": not probed yet"
+		return cst == userstore.CircuitClosed, d.describe + ": not probed yet" + circuit
 	}
+}
+
+func (d *directory) setLastErr(err error) {
+	d.mu.Lock()
+	d.lastErr = err.Error()
+	d.mu.Unlock()
+}
+
+func (d *directory) lastPingErr() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.lastErr
 }
 
 // close stops the probe and closes the Redis client, once.

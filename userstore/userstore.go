@@ -1,7 +1,8 @@
 // Package userstore holds gatehouse's user directory: the records that say
 // whether a user (or an application) exists and is active, and the layers that
-// answer lookups for them: an in-memory directory, Redis, and an in-process
-// cache in front of either.
+// answer lookups for them: an in-memory directory, Redis, an in-process
+// cache in front of either, and a circuit breaker between the cache and a
+// remote origin (Circuit).
 //
 // The directory is on the path of every request, so its contract is built for
 // failing closed: a lookup either answers with a definite Status or returns an

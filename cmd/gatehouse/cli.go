@@ -36,6 +36,8 @@ func commands() []command {
 		{"serve", "run the ext_authz gRPC server (--dev: no setup needed)", runServe},
 		{"token", "issue a delegation token shaped like Meet's /token answer", runToken},
 		{"check", "send one CheckRequest and print the decision (exit 0 allow, 1 deny, 2 error)", runCheck},
+		{"users", "manage the users of the Redis directory (put, enable, disable, delete, get, import, export)", runUsers},
+		{"apps", "manage the applications of the Redis directory (same commands as users)", runApps},
 		{"version", "print the version", runVersion},
 	}
 }

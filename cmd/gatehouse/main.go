@@ -4,6 +4,8 @@
 //	gatehouse serve [--dev]   run the ext_authz gRPC server
 //	gatehouse token ...       issue a delegation token (for tests and operators)
 //	gatehouse check ...       send one CheckRequest and print the decision
+//	gatehouse users ...       manage the users of the Redis directory
+//	gatehouse apps ...        manage the applications of the Redis directory
 //	gatehouse version         print the version
 //
 // The command is thin: it parses arguments and calls the packages that do

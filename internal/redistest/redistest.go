@@ -9,6 +9,7 @@ package redistest
 
 import (
 	"bufio"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -39,6 +40,16 @@ type Server struct {
 	dir  string
 	port int
 
+	// extra is appended to redis-server's arguments; portFlag names the
+	// listening port option ("--port", or "--tls-port" for TLS); dialTLS,
+	// when set, is used by the readiness check.
+	extra    []string
+	portFlag string
+	dialTLS  *tls.Config
+	// sentinelConf, when set, runs the server as a sentinel with this
+	// configuration file.
+	sentinelConf string
+
 	mu     sync.Mutex
 	cmd    *exec.Cmd
 	exited chan struct{} // closed when cmd has been waited for
@@ -52,11 +63,18 @@ type Server struct {
 // few seconds.
 func Start(t testing.TB) *Server {
 	t.Helper()
+	return start(t, nil, nil)
+}
+
+// start launches a server with extra arguments; extra may hold a "{port}"
+// placeholder for arguments that need the chosen port.
+func start(t testing.TB, extra func(s *Server) []string, dialTLS *tls.Config) *Server {
+	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		t.Fatalf("redistest: redis-server not found in PATH (%v); these tests need a real Redis: run `make test`, which installs it", err)
 	}
-	s := &Server{t: t, bin: bin, dir: t.TempDir()}
+	s := &Server{t: t, bin: bin, dir: t.TempDir(), portFlag: "--port", dialTLS: dialTLS}
 	t.Cleanup(s.cleanup)
 	var lastErr error
 	for range portAttempts {
@@ -65,6 +83,9 @@ func Start(t testing.TB) *Server {
 			t.Fatalf("redistest: find a free port: %v", err)
 		}
 		s.port = port
+		if extra != nil {
+			s.extra = extra(s)
+		}
 		if lastErr = s.launch(); lastErr == nil {
 			return s
 		}
@@ -97,13 +118,20 @@ func (s *Server) launch() error {
 		return err
 	}
 	defer logFile.Close() // the child keeps its own descriptor
-	cmd := exec.Command(s.bin,
-		"--port", strconv.Itoa(s.port),
+	args := []string{
+		s.portFlag, strconv.Itoa(s.port),
 		"--bind", "127.0.0.1",
 		"--save", "",
 		"--appendonly", "no",
 		"--dir", s.dir,
-	)
+	}
+	if s.portFlag != "--port" {
+		args = append(args, "--port", "0")
+	}
+	if s.sentinelConf != "" {
+		args = []string{s.sentinelConf, "--sentinel"}
+	}
+	cmd := exec.Command(s.bin, append(args, s.extra...)...)
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
 	setProcAttr(cmd)
@@ -126,7 +154,7 @@ func (s *Server) launch() error {
 			return fmt.Errorf("redis-server exited during startup on port %d: %s", s.port, tail(logPath))
 		default:
 		}
-		if err := ping(s.Addr(), cmd.Process.Pid); err == nil {
+		if err := ping(s.Addr(), cmd.Process.Pid, s.dialTLS); err == nil {
 			return nil
 		} else if time.Now().After(deadline) {
 			s.kill()
@@ -140,8 +168,15 @@ func (s *Server) launch() error {
 // retries getting in the way. It asks INFO server and checks the process id,
 // so a redis-server of another test that happens to hold the port is not
 // mistaken for ours.
-func ping(addr string, pid int) error {
-	conn, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+func ping(addr string, pid int, tlsConfig *tls.Config) error {
+	var conn net.Conn
+	var err error
+	d := &net.Dialer{Timeout: 200 * time.Millisecond}
+	if tlsConfig != nil {
+		conn, err = tls.DialWithDialer(d, "tcp", addr, tlsConfig)
+	} else {
+		conn, err = d.Dial("tcp", addr)
+	}
 	if err != nil {
 		return err
 	}
@@ -182,6 +217,12 @@ func tail(path string) string {
 	return strings.TrimSpace(string(b))
 }
 
+// Dir returns the server's working directory (its log files are there).
+func (s *Server) Dir() string { return s.dir }
+
+// Port returns the listening port.
+func (s *Server) Port() int { return s.port }
+
 // Addr returns host:port.
 func (s *Server) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port)) }
 
@@ -202,6 +243,7 @@ func (s *Server) Client() *redis.Client {
 			DialTimeout:           time.Second,
 			ReadTimeout:           time.Second,
 			WriteTimeout:          time.Second,
+			TLSConfig:             s.dialTLS,
 		})
 	}
 	return s.client

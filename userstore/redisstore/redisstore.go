@@ -27,6 +27,19 @@
 // timeout, a cancelled context or an unreachable server is an error wrapping
 // userstore.ErrUnavailable.
 //
+// # Writes
+//
+// Put, PutBatch, SetActive and Remove write first, then publish the
+// invalidation message in a second round trip (never before: a replica that
+// hears the message reads the record again). Each record's fields are
+// written atomically; see PutBatch for batches and Redis Cluster.
+//
+// # Deployments
+//
+// NewUniversalClient builds a client for a standalone Redis, Sentinel or
+// Redis Cluster, with TLS and credentials (see ClientConfig); NewClient is
+// the standalone URL-only form.
+//
 // Every operation is bounded by Options.Timeout and the caller's deadline.
 // The client must honour context deadlines (go-redis's ContextTimeoutEnabled,
 // which NewClient sets); otherwise a hung Redis holds a lookup for the
@@ -172,56 +185,184 @@ func (s *Store) Get(ctx context.Context, kind userstore.Kind, id string) (userst
 	return userstore.Record{ID: id, Active: m["active"] == "1", Email: m["email"]}, true, nil
 }
 
-// Put writes a record and publishes its invalidation message, atomically
-// (MULTI/EXEC). An empty Email removes a stored email.
+// Put writes a record, then publishes its invalidation message. An empty
+// Email removes a stored email.
+//
+// The record's fields are written in one MULTI/EXEC on its key, so a reader
+// sees either the old record or the new one, never a mix. The message is
+// published after the write has succeeded, never before: a replica that
+// drops its cached entry on the message and looks the record up again reads
+// the new value. (Redis Cluster refuses a transaction that spans slots, and
+// PUBLISH has none, so write and publish are two round trips in every mode.)
+// If the publish fails, the record is written and the error says so;
+// replicas then see the change when their cached entry expires.
 func (s *Store) Put(ctx context.Context, kind userstore.Kind, r userstore.Record) error {
-	key, err := s.Key(kind, r.ID)
-	if err != nil {
-		return err
+	return s.PutBatch(ctx, kind, []userstore.Record{r})
+}
+
+// PutBatch writes records as Put does, then publishes one invalidation
+// message per record in one pipeline. Against a standalone or
+// Sentinel-managed Redis the batch is one MULTI/EXEC, so it is atomic:
+// every record is written or none is (Redis does not roll back, though: a
+// record whose key holds another type fails alone, and the error says so).
+// Redis Cluster refuses a transaction
+// whose keys hash to different slots, so there each record is written by
+// its own one-key script (pipelined): each record is still written whole,
+// all its fields or none, but a failure can leave part of the batch
+// written. Records must have non-empty ids.
+func (s *Store) PutBatch(ctx context.Context, kind userstore.Kind, recs []userstore.Record) error {
+	if len(recs) == 0 {
+		return nil
 	}
-	if r.ID == "" {
-		return fmt.Errorf("redisstore: put %s: empty id", kind)
-	}
-	active := "0"
-	if r.Active {
-		active = "1"
-	}
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
-	defer cancel()
-	_, err = s.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		if r.Email != "" {
-			p.HSet(ctx, key, "active", active, "email", r.Email)
-		} else {
-			p.HSet(ctx, key, "active", active)
-			p.HDel(ctx, key, "email")
+	keys := make([]string, len(recs))
+	for i, r := range recs {
+		if r.ID == "" {
+			return fmt.Errorf("redisstore: put %s: empty id", kind)
 		}
-		p.Publish(ctx, s.channel, InvalidationMessage(kind, r.ID))
+		key, err := s.Key(kind, r.ID)
+		if err != nil {
+			return err
+		}
+		keys[i] = key
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.batchTimeout(len(recs)))
+	defer cancel()
+	write := s.client.TxPipelined
+	if _, cluster := s.client.(*redis.ClusterClient); cluster {
+		write = s.client.Pipelined
+		_, err := write(ctx, func(p redis.Pipeliner) error {
+			for i, r := range recs {
+				putScript.Eval(ctx, p, []string{keys[i]}, activeValue(r.Active), r.Email)
+			}
+			return nil
+		})
+		if err != nil {
+			return unavailable(ctx, "put", kind, err)
+		}
+		return s.publishIDs(ctx, kind, recs)
+	}
+	_, err := write(ctx, func(p redis.Pipeliner) error {
+		for i, r := range recs {
+			active := "0"
+			if r.Active {
+				active = "1"
+			}
+			if r.Email != "" {
+				p.HSet(ctx, keys[i], "active", active, "email", r.Email)
+			} else {
+				p.HSet(ctx, keys[i], "active", active)
+				p.HDel(ctx, keys[i], "email")
+			}
+		}
 		return nil
 	})
 	if err != nil {
 		return unavailable(ctx, "put", kind, err)
 	}
-	return nil
+	return s.publishIDs(ctx, kind, recs)
 }
 
-// Delete removes a record (absent records are not an error) and publishes its
-// invalidation message, atomically.
-func (s *Store) Delete(ctx context.Context, kind userstore.Kind, id string) error {
-	key, err := s.Key(kind, id)
-	if err != nil {
-		return err
+// putScript writes one record atomically; a one-key script runs on the
+// key's node in a Cluster.
+var putScript = redis.NewScript(`
+redis.call('HSET', KEYS[1], 'active', ARGV[1])
+if ARGV[2] == '' then
+  redis.call('HDEL', KEYS[1], 'email')
+else
+  redis.call('HSET', KEYS[1], 'email', ARGV[2])
+end
+return 1`)
+
+func activeValue(active bool) string {
+	if active {
+		return "1"
 	}
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
-	defer cancel()
-	_, err = s.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.Del(ctx, key)
-		p.Publish(ctx, s.channel, InvalidationMessage(kind, id))
+	return "0"
+}
+
+func (s *Store) publishIDs(ctx context.Context, kind userstore.Kind, recs []userstore.Record) error {
+	ids := make([]string, len(recs))
+	for i, r := range recs {
+		ids[i] = r.ID
+	}
+	return s.publish(ctx, kind, ids)
+}
+
+// batchTimeout scales Timeout with the number of records of a batch: a
+// thousand writes take longer than one lookup.
+func (s *Store) batchTimeout(n int) time.Duration {
+	return s.timeout + time.Duration(n)*50*time.Microsecond
+}
+
+// publish sends one invalidation message per id, pipelined.
+func (s *Store) publish(ctx context.Context, kind userstore.Kind, ids []string) error {
+	_, err := s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, id := range ids {
+			p.Publish(ctx, s.channel, InvalidationMessage(kind, id))
+		}
 		return nil
 	})
 	if err != nil {
-		return unavailable(ctx, "delete", kind, err)
+		return fmt.Errorf("redisstore: %s written, but publishing the invalidation failed (replicas see the change when their cache expires): %w",
+			kind, unavailable(ctx, "publish", kind, err))
 	}
 	return nil
+}
+
+// setActiveScript changes the active field of an existing record only, so
+// that enabling a mistyped id does not create a record.
+var setActiveScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  redis.call('HSET', KEYS[1], 'active', ARGV[1])
+  return 1
+end
+return 0`)
+
+// SetActive sets the active field of an existing record and publishes its
+// invalidation. It reports false, and writes nothing, when the record does
+// not exist.
+func (s *Store) SetActive(ctx context.Context, kind userstore.Kind, id string, active bool) (bool, error) {
+	key, err := s.Key(kind, id)
+	if err != nil {
+		return false, err
+	}
+	v := "0"
+	if active {
+		v = "1"
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	n, err := setActiveScript.Run(ctx, s.client, []string{key}, v).Int()
+	if err != nil {
+		return false, unavailable(ctx, "set active", kind, err)
+	}
+	if n == 0 {
+		return false, nil
+	}
+	return true, s.publish(ctx, kind, []string{id})
+}
+
+// Delete removes a record (absent records are not an error), then publishes
+// its invalidation message.
+func (s *Store) Delete(ctx context.Context, kind userstore.Kind, id string) error {
+	_, err := s.Remove(ctx, kind, id)
+	return err
+}
+
+// Remove is Delete that also reports whether the record existed. The
+// invalidation is published either way.
+func (s *Store) Remove(ctx context.Context, kind userstore.Kind, id string) (bool, error) {
+	key, err := s.Key(kind, id)
+	if err != nil {
+		return false, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	n, err := s.client.Del(ctx, key).Result()
+	if err != nil {
+		return false, unavailable(ctx, "delete", kind, err)
+	}
+	return n > 0, s.publish(ctx, kind, []string{id})
 }
 
 // Ping checks that Redis answers, within Timeout.

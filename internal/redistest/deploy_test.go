@@ -1,0 +1,64 @@
+package redistest
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+func TestStartTLS(t *testing.T) {
+	s, files := StartTLS(t, true)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.Client().Set(ctx, "k", "v", 0).Err(); err != nil {
+		t.Fatalf("TLS client with certificate: %v", err)
+	}
+	// Plain TCP is not served at all.
+	plain := redis.NewClient(&redis.Options{Addr: s.Addr(), DialTimeout: time.Second, ReadTimeout: time.Second, MaxRetries: -1})
+	defer plain.Close()
+	if err := plain.Ping(ctx).Err(); err == nil {
+		t.Error("a plain-text client got an answer from the TLS-only server")
+	}
+	if files.CA == "" || files.ClientKey == "" {
+		t.Errorf("missing files: %+v", files)
+	}
+}
+
+func TestStartSentinel(t *testing.T) {
+	master := Start(t)
+	sentinel := StartSentinel(t, master)
+	c := redis.NewFailoverClient(&redis.FailoverOptions{
+		MasterName: SentinelMaster, SentinelAddrs: []string{sentinel.Addr()}, ContextTimeoutEnabled: true,
+	})
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.Set(ctx, "k", "v", 0).Err(); err != nil {
+		t.Fatalf("write through the sentinel: %v", err)
+	}
+	if got, err := master.Client().Get(ctx, "k").Result(); err != nil || got != "v" {
+		t.Fatalf("the master holds %q, %v; want v", got, err)
+	}
+}
+
+func TestStartCluster(t *testing.T) {
+	c := StartCluster(t, 3)
+	cc := c.Client(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for i := range 50 {
+		if err := cc.Set(ctx, fmt.Sprintf("key-%d", i), i, 0).Err(); err != nil {
+			t.Fatalf("cluster write %d: %v", i, err)
+		}
+	}
+	// The keys spread over every master.
+	for _, n := range c.Nodes {
+		size, err := n.Client().DBSize(ctx).Result()
+		if err != nil || size == 0 {
+			t.Errorf("node %s holds %d keys (%v); want some", n.Addr(), size, err)
+		}
+	}
+}

@@ -1,0 +1,224 @@
+package userstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// Circuit defaults.
+const (
+	DefaultCircuitThreshold = 5
+	DefaultCircuitCooldown  = time.Second
+)
+
+// ErrCircuitOpen reports a lookup refused at once because the origin failed
+// repeatedly and has not answered since. It always comes wrapped together
+// with ErrUnavailable.
+var ErrCircuitOpen = errors.New("circuit open")
+
+// CircuitState is the state of a Circuit.
+type CircuitState uint8
+
+const (
+	// CircuitClosed passes every lookup to the origin.
+	CircuitClosed CircuitState = iota
+	// CircuitOpen fails lookups at once.
+	CircuitOpen
+	// CircuitHalfOpen lets one trial lookup through; the others fail at once.
+	CircuitHalfOpen
+)
+
+// String returns "closed", "open" or "half-open".
+func (s CircuitState) String() string {
+	switch s {
+	case CircuitOpen:
+		return "open"
+	case CircuitHalfOpen:
+		return "half-open"
+	default:
+		return "closed"
+	}
+}
+
+// CircuitOptions configure a Circuit. Zero values select the defaults.
+type CircuitOptions struct {
+	// Threshold is the number of consecutive failed lookups that opens the
+	// circuit (default DefaultCircuitThreshold).
+	Threshold int
+	// Cooldown is how long the circuit stays open before one trial lookup
+	// is let through (default DefaultCircuitCooldown).
+	Cooldown time.Duration
+	// Name names the origin in logs ("redis").
+	Name string
+	// Now is the clock (default time.Now); Logger receives one line per
+	// state change (default slog.Default()).
+	Now    func() time.Time
+	Logger *slog.Logger
+}
+
+// Circuit is a Directory that stops asking an origin that keeps failing.
+//
+// Closed, it passes lookups through and counts consecutive failures (errors
+// wrapping ErrUnavailable, other than the caller's own cancellation). At
+// Threshold it opens: lookups then fail at once with an error wrapping
+// ErrUnavailable and ErrCircuitOpen, instead of each waiting for a timeout
+// against a dead Redis (and holding a connection attempt). After Cooldown,
+// one lookup is let through as a trial (half-open): its success closes the
+// circuit, its failure opens it for another Cooldown. Report lets a health
+// probe close or open it too. A Cache in front still serves stale entries
+// while the circuit is open, since its errors are ordinary origin failures.
+//
+// An open circuit never turns into an allow: every lookup it refuses is an
+// error, which the decision core answers with 503.
+type Circuit struct {
+	origin    Directory
+	threshold int
+	cooldown  time.Duration
+	name      string
+	now       func() time.Time
+	log       *slog.Logger
+
+	mu       sync.Mutex
+	state    CircuitState
+	failures int
+	openedAt time.Time
+	trial    bool // a half-open trial lookup is in flight
+	lastErr  string
+	lastAt   time.Time
+}
+
+// NewCircuit returns a Circuit in front of origin, closed.
+func NewCircuit(origin Directory, opts CircuitOptions) *Circuit {
+	c := &Circuit{origin: origin, threshold: opts.Threshold, cooldown: opts.Cooldown,
+		name: opts.Name, now: opts.Now, log: opts.Logger}
+	if c.threshold <= 0 {
+		c.threshold = DefaultCircuitThreshold
+	}
+	if c.cooldown <= 0 {
+		c.cooldown = DefaultCircuitCooldown
+	}
+	if c.name == "" {
+		c.name = "origin"
+	}
+	if c.now == nil {
+		c.now = time.Now
+	}
+	if c.log == nil {
+		c.log = slog.Default()
+	}
+	return c
+}
+
+// Lookup implements Directory.
+func (c *Circuit) Lookup(ctx context.Context, kind Kind, id string) (Status, error) {
+	trial, err := c.admit()
+	if err != nil {
+		return NotFound, fmt.Errorf("userstore: %s %s lookup: %w: %w", c.name, kind, ErrUnavailable, err)
+	}
+	st, err := c.origin.Lookup(ctx, kind, id)
+	c.record(ctx, err, trial)
+	return st, err
+}
+
+// admit decides whether a lookup may reach the origin, and whether it is
+// the half-open trial.
+func (c *Circuit) admit() (trial bool, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch c.state {
+	case CircuitClosed:
+		return false, nil
+	case CircuitOpen:
+		if c.now().Sub(c.openedAt) < c.cooldown {
+			return false, ErrCircuitOpen
+		}
+		c.state = CircuitHalfOpen
+		c.trial = true
+		return true, nil
+	default: // half-open
+		if c.trial {
+			return false, ErrCircuitOpen
+		}
+		c.trial = true
+		return true, nil
+	}
+}
+
+// counts reports whether err is an origin failure: not a definite answer, not
+// a programming error, and not the caller's own cancellation.
+func counts(ctx context.Context, err error) bool {
+	if err == nil || !errors.Is(err, ErrUnavailable) {
+		return false
+	}
+	return !errors.Is(ctx.Err(), context.Canceled)
+}
+
+func (c *Circuit) record(ctx context.Context, err error, trial bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if trial {
+		c.trial = false
+	}
+	switch {
+	case err == nil:
+		c.closeLocked("a lookup succeeded")
+	case counts(ctx, err):
+		c.failLocked(err)
+	case trial:
+		// The trial told nothing (cancelled): let another one through.
+		c.state = CircuitHalfOpen
+	}
+}
+
+func (c *Circuit) failLocked(err error) {
+	c.failures++
+	c.lastErr, c.lastAt = err.Error(), c.now()
+	switch c.state {
+	case CircuitClosed:
+		if c.failures >= c.threshold {
+			c.state, c.openedAt = CircuitOpen, c.now()
+			c.log.Warn("directory circuit opened: lookups fail at once (503, or stale cached entries) until it answers again",
+				"origin", c.name, "consecutive_failures", c.failures, "cooldown", c.cooldown.String(), "error", c.lastErr)
+		}
+	default:
+		c.state, c.openedAt = CircuitOpen, c.now()
+	}
+}
+
+func (c *Circuit) closeLocked(why string) {
+	c.failures = 0
+	if c.state != CircuitClosed {
+		c.state = CircuitClosed
+		c.log.Info("directory circuit closed: the origin answers again", "origin", c.name, "after", why)
+	}
+}
+
+// Report feeds the outcome of a health probe (a PING) into the circuit: a
+// success closes it at once, so recovery does not wait for traffic, and a
+// failure counts like a failed lookup.
+func (c *Circuit) Report(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err == nil {
+		c.closeLocked("a probe succeeded")
+		return
+	}
+	c.failLocked(err)
+}
+
+// State returns the current state, the last origin error (empty if none)
+// and when it happened. Errors of the origin carry no secrets (see
+// Directory).
+func (c *Circuit) State() (CircuitState, string, time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st := c.state
+	if st == CircuitOpen && c.now().Sub(c.openedAt) >= c.cooldown {
+		st = CircuitHalfOpen // the next lookup is a trial
+	}
+	return st, c.lastErr, c.lastAt
+}

@@ -1,0 +1,251 @@
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/gatehouse-authz/gatehouse/internal/redistest"
+	"github.com/gatehouse-authz/gatehouse/userstore"
+)
+
+// exercise runs the store's whole surface against one deployment: writes
+// that publish, lookups, enable/disable, batches spread over many keys (and
+// so, in a Cluster, over many slots), scan, delete.
+func exercise(t *testing.T, client redis.UniversalClient) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), watchdog)
+	defer cancel()
+	s := New(client, relaxed)
+	sub := client.Subscribe(ctx, s.InvalidationChannel())
+	defer sub.Close()
+	if _, err := sub.Receive(ctx); err != nil {
+		t.Fatalf("subscribe: %v", err)
+	}
+	if err := s.Put(ctx, userstore.User, userstore.Record{ID: uid, Active: true, Email: "a@example.com"}); err != nil {
+		t.Fatalf("Put: %v", err)
+	}
+	msg, err := sub.ReceiveMessage(ctx)
+	if err != nil || msg.Payload != "user:"+uid {
+		t.Fatalf("invalidation after Put: %v, %v", msg, err)
+	}
+	wantStatus(t, s, ctx, userstore.User, uid, userstore.Active)
+	if ok, err := s.SetActive(ctx, userstore.User, uid, false); !ok || err != nil {
+		t.Fatalf("SetActive on an existing record = %v, %v", ok, err)
+	}
+	wantStatus(t, s, ctx, userstore.User, uid, userstore.Inactive)
+	if ok, err := s.SetActive(ctx, userstore.User, "missing", true); ok || err != nil {
+		t.Fatalf("SetActive on a missing record = %v, %v; want false, nil", ok, err)
+	}
+	wantStatus(t, s, ctx, userstore.User, "missing", userstore.NotFound)
+
+	var batch []userstore.Record
+	for i := range 300 {
+		batch = append(batch, userstore.Record{ID: fmt.Sprintf("app-%03d", i), Active: i%2 == 0})
+	}
+	if err := s.PutBatch(ctx, userstore.App, batch); err != nil {
+		t.Fatalf("PutBatch: %v", err)
+	}
+	wantStatus(t, s, ctx, userstore.App, "app-000", userstore.Active)
+	wantStatus(t, s, ctx, userstore.App, "app-299", userstore.Inactive)
+	var got []string
+	if err := s.Scan(ctx, userstore.App, func(r userstore.Record) error {
+		if want := strings.HasSuffix(r.ID, "0") || strings.HasSuffix(r.ID, "2") || strings.HasSuffix(r.ID, "4") ||
+			strings.HasSuffix(r.ID, "6") || strings.HasSuffix(r.ID, "8"); r.Active != want {
+			t.Errorf("scanned %+v: active %v, want %v", r, r.Active, want)
+		}
+		got = append(got, r.ID)
+		return nil
+	}); err != nil {
+		t.Fatalf("Scan: %v", err)
+	}
+	slices.Sort(got)
+	if got = slices.Compact(got); len(got) != 300 || got[0] != "app-000" || got[299] != "app-299" {
+		t.Fatalf("Scan found %d distinct apps, want app-000 to app-299", len(got))
+	}
+	if existed, err := s.Remove(ctx, userstore.User, uid); !existed || err != nil {
+		t.Fatalf("Remove = %v, %v", existed, err)
+	}
+	wantStatus(t, s, ctx, userstore.User, uid, userstore.NotFound)
+}
+
+func TestStandaloneURL(t *testing.T) {
+	srv := redistest.Start(t)
+	client, mode, err := NewUniversalClient(ClientConfig{URL: srv.URL()})
+	if err != nil || mode != Standalone {
+		t.Fatalf("NewUniversalClient = %v, %v", mode, err)
+	}
+	t.Cleanup(func() { client.Close() })
+	exercise(t, client)
+}
+
+func TestSentinel(t *testing.T) {
+	master := redistest.Start(t)
+	sentinel := redistest.StartSentinel(t, master)
+	for name, cc := range map[string]ClientConfig{
+		"url":      {URL: "redis-sentinel://" + sentinel.Addr() + "/0?master_name=" + redistest.SentinelMaster},
+		"settings": {SentinelAddrs: []string{sentinel.Addr()}, SentinelMaster: redistest.SentinelMaster},
+	} {
+		t.Run(name, func(t *testing.T) {
+			client, mode, err := NewUniversalClient(cc)
+			if err != nil || mode != Sentinel {
+				t.Fatalf("NewUniversalClient = %v, %v", mode, err)
+			}
+			t.Cleanup(func() { client.Close() })
+			exercise(t, client)
+			// The writes landed on the master the sentinel named.
+			ctx, cancel := context.WithTimeout(t.Context(), watchdog)
+			defer cancel()
+			if n, err := master.Client().Exists(ctx, "gatehouse:app:app-000").Result(); n != 1 || err != nil {
+				t.Fatalf("the master does not hold the record: %d, %v", n, err)
+			}
+			if err := master.Client().FlushAll(ctx).Err(); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+func TestTLS(t *testing.T) {
+	srv, files := redistest.StartTLS(t, true)
+	client, mode, err := NewUniversalClient(ClientConfig{
+		URL: srv.TLSURL(), TLSCAFile: files.CA, TLSCertFile: files.ClientCert, TLSKeyFile: files.ClientKey,
+	})
+	if err != nil || mode != Standalone {
+		t.Fatalf("NewUniversalClient = %v, %v", mode, err)
+	}
+	t.Cleanup(func() { client.Close() })
+	exercise(t, client)
+
+	// Without the client certificate the server refuses the handshake, and
+	// without the CA the client refuses the server.
+	for name, cc := range map[string]ClientConfig{
+		"no client certificate": {URL: srv.TLSURL(), TLSCAFile: files.CA},
+		"unknown CA":            {URL: srv.TLSURL(), TLSCertFile: files.ClientCert, TLSKeyFile: files.ClientKey},
+	} {
+		c, _, err := NewUniversalClient(cc)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
+		err = c.Ping(ctx).Err()
+		cancel()
+		c.Close()
+		if err == nil {
+			t.Errorf("%s: PING answered", name)
+		}
+	}
+}
+
+func TestCluster(t *testing.T) {
+	cl := redistest.StartCluster(t, 3)
+	for name, cc := range map[string]ClientConfig{
+		"url":      {URL: "redis-cluster://" + strings.Join(cl.Addrs(), ",")},
+		"settings": {ClusterAddrs: cl.Addrs()[:1]},
+	} {
+		t.Run(name, func(t *testing.T) {
+			client, mode, err := NewUniversalClient(cc)
+			if err != nil || mode != Cluster {
+				t.Fatalf("NewUniversalClient = %v, %v", mode, err)
+			}
+			t.Cleanup(func() { client.Close() })
+			exercise(t, client)
+			// The batch spread over every master.
+			ctx, cancel := context.WithTimeout(t.Context(), watchdog)
+			defer cancel()
+			for _, n := range cl.Nodes {
+				if size, err := n.Client().DBSize(ctx).Result(); err != nil || size == 0 {
+					t.Errorf("node %s holds %d keys (%v)", n.Addr(), size, err)
+				}
+				if err := n.Client().FlushAll(ctx).Err(); err != nil {
+					t.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func TestClientConfigErrors(t *testing.T) {
+	const pw = "s3cret-pw"
+	for _, c := range []struct {
+		name string
+		cc   ClientConfig
+		want string
+	}{
+		{"nothing", ClientConfig{}, "no Redis"},
+		{"both", ClientConfig{SentinelAddrs: []string{"a:1"}, ClusterAddrs: []string{"b:2"}}, "choose one"},
+		{"sentinel without master", ClientConfig{URL: "redis-sentinel://u:" + pw + "@a:1,b:2/0"}, "master name"},
+		{"bad sentinel address", ClientConfig{URL: "redis-sentinel://u:" + pw + "@a:x/0?master_name=m"}, "invalid port"},
+		{"unknown option", ClientConfig{URL: "redis-cluster://u:" + pw + "@a:1?password=" + pw}, "unknown query parameter"},
+		{"cluster db", ClientConfig{URL: "redis-cluster://a:1/3"}, "database 0"},
+		{"half a client certificate", ClientConfig{URL: "rediss://a:1", TLSCertFile: "/x"}, "both"},
+		{"missing CA", ClientConfig{URL: "redis://u:" + pw + "@a:1", TLSCAFile: "/nonexistent/ca.pem"}, "CA file"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			client, _, err := NewUniversalClient(c.cc)
+			if err == nil {
+				client.Close()
+				t.Fatalf("no error, want one containing %q", c.want)
+			}
+			if !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), pw) {
+				t.Fatalf("error %q: want %q and no password", err, c.want)
+			}
+		})
+	}
+}
+
+func TestParseMultiURL(t *testing.T) {
+	m, err := parseMultiURL("rediss-sentinel://app:p%40ss@10.0.0.1:26379,10.0.0.2:26379/2?master_name=mymaster&sentinel_password=sp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !m.tls || m.user != "app" || m.pass != "p@ss" || m.db != 2 || m.master != "mymaster" || m.sentinelPass != "sp" ||
+		!slices.Equal(m.addrs, []string{"10.0.0.1:26379", "10.0.0.2:26379"}) {
+		t.Fatalf("parsed %+v", m)
+	}
+}
+
+// TestPutBatchRecordsWhole: a record is written with all its fields or not
+// at all, even when a batch fails part-way (a key of another type).
+func TestPutBatchRecordsWhole(t *testing.T) {
+	srv, client, ctx := setup(t)
+	raw := srv.Client()
+	if err := raw.Set(ctx, "gatehouse:user:b", "not a hash", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := raw.HSet(ctx, "gatehouse:user:a", "active", "0", "email", "old@example.com").Err(); err != nil {
+		t.Fatal(err)
+	}
+	s := New(client, relaxed)
+	err := s.PutBatch(ctx, userstore.User, []userstore.Record{
+		{ID: "a", Active: true},
+		{ID: "b", Active: true, Email: "b@example.com"},
+		{ID: "c", Active: true, Email: "c@example.com"},
+	})
+	if err == nil || !strings.Contains(err.Error(), "WRONGTYPE") {
+		t.Fatalf("PutBatch over a string key: %v; want WRONGTYPE", err)
+	}
+	// a: both its fields changed (active set, email removed), never one.
+	if m, _ := raw.HGetAll(ctx, "gatehouse:user:a").Result(); m["active"] != "1" || m["email"] != "" {
+		t.Errorf("a = %v; want the new record whole", m)
+	}
+	if v, _ := raw.Get(ctx, "gatehouse:user:b").Result(); v != "not a hash" {
+		t.Errorf("b = %q; want it untouched", v)
+	}
+	if m, _ := raw.HGetAll(ctx, "gatehouse:user:c").Result(); m["active"] != "1" || m["email"] != "c@example.com" {
+		t.Errorf("c = %v; want the record whole", m)
+	}
+	// Against a dead Redis nothing is written, and the error says unavailable.
+	srv.Kill()
+	kctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	if err := New(client, Options{Timeout: 500 * time.Millisecond}).PutBatch(kctx, userstore.User, []userstore.Record{{ID: "d", Active: true}}); !errors.Is(err, userstore.ErrUnavailable) {
+		t.Errorf("PutBatch with Redis down: %v", err)
+	}
+}
