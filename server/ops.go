@@ -10,7 +10,8 @@ import (
 //
 //   - /healthz: 200 while the process lives (liveness);
 //   - /readyz: 200 while serving, 503 before Serve and from the start of
-//     shutdown (readiness); with ?verbose, a plain-text report of each check.
+//     shutdown (readiness); with ?verbose, a plain-text report of each check;
+//   - /metrics: the Prometheus metrics (never on the gRPC port).
 //
 // The directory's reachability is reported by ?verbose but does not make
 // /readyz fail: every replica shares the same Redis, so failing readiness on
@@ -23,6 +24,13 @@ func (s *Server) opsHandler() http.Handler {
 			return
 		}
 		writeText(w, http.StatusOK, "ok\n")
+	})
+	metrics := s.metrics.Handler()
+	mux.HandleFunc("/metrics", func(w http.ResponseWriter, r *http.Request) {
+		if !readOnly(w, r) {
+			return
+		}
+		metrics.ServeHTTP(w, r)
 	})
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
 		if !readOnly(w, r) {

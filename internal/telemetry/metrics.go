@@ -1,0 +1,234 @@
+package telemetry
+
+import (
+	"context"
+	"net/http"
+	"runtime"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/gatehouse-authz/gatehouse/authz"
+	"github.com/gatehouse-authz/gatehouse/userstore"
+)
+
+// Metric names, as documented in the README ("Metrics and traces").
+const (
+	MetricDecisions         = "gatehouse_decisions_total"
+	MetricDecisionDuration  = "gatehouse_decision_duration_seconds"
+	MetricChecksInFlight    = "gatehouse_checks_in_flight"
+	MetricDirectoryLookups  = "gatehouse_directory_lookups_total"
+	MetricRedisDuration     = "gatehouse_redis_duration_seconds"
+	MetricBuildInfo         = "gatehouse_build_info"
+	otherReason             = "other"
+	layerRedis              = "redis"
+	outcomeHit, outcomeMiss = "hit", "miss"
+	outcomeError, outcomeOK = "error", "ok"
+)
+
+// latencyBuckets span a decision from a verified-token cache hit (tens of
+// microseconds) to a Redis round trip that ends at the proxy's deadline
+// (Envoy's ext_authz timeout is typically 0.25 s).
+var latencyBuckets = []float64{
+	0.000025, 0.00005, 0.0001, 0.00025, 0.0005,
+	0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
+}
+
+// BuildInfo describes the running binary for gatehouse_build_info.
+type BuildInfo struct {
+	Version, Commit string
+}
+
+// results lists the authz.Result values, indexed by their value.
+var results = [...]authz.Result{authz.Deny, authz.Allow, authz.Unavailable}
+
+// Metrics holds gatehouse's Prometheus collectors, registered on a registry
+// of its own. It is safe for concurrent use. A nil *Metrics records nothing.
+type Metrics struct {
+	reg *prometheus.Registry
+
+	decisions *prometheus.CounterVec
+	// byReason holds the pre-resolved counter of each known reason, for the
+	// result that reason comes with (public and allowed: allow;
+	// directory_unavailable: unavailable; the others: deny).
+	byReason map[authz.Reason]resolvedCounter
+	duration [len(results)]prometheus.Observer
+	inFlight prometheus.Gauge
+
+	lookups  *prometheus.CounterVec
+	byLookup map[lookupKey]prometheus.Counter
+	redisDur [2]prometheus.Observer // ok, error
+}
+
+type resolvedCounter struct {
+	result  authz.Result
+	counter prometheus.Counter
+}
+
+type lookupKey struct{ layer, outcome string }
+
+// knownLookups are the directory layers and outcomes reported by
+// userstore.Cache (layer "cache") and by Metrics.Redis (layer "redis").
+var knownLookups = []lookupKey{
+	{"cache", outcomeHit}, {"cache", outcomeMiss}, {"cache", "stale"}, {"cache", outcomeError},
+	{layerRedis, outcomeHit}, {layerRedis, outcomeMiss}, {layerRedis, outcomeError},
+}
+
+// NewMetrics returns Metrics with every gatehouse collector and the Go and
+// process collectors registered on a new registry.
+func NewMetrics(build BuildInfo) *Metrics {
+	reg := prometheus.NewRegistry()
+	m := &Metrics{
+		reg: reg,
+		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: MetricDecisions,
+			Help: "Decisions made, by result (allow, deny, unavailable) and reason.",
+		}, []string{"result", "reason"}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: MetricChecksInFlight,
+			Help: "Checks being decided now.",
+		}),
+		lookups: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: MetricDirectoryLookups,
+			Help: "Directory lookups by layer (cache, redis) and outcome (hit, miss, stale, error).",
+		}, []string{"layer", "outcome"}),
+	}
+	duration := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    MetricDecisionDuration,
+		Help:    "Time to decide one check, directory lookups included, by result.",
+		Buckets: latencyBuckets,
+	}, []string{"result"})
+	redisDur := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    MetricRedisDuration,
+		Help:    "Duration of one Redis directory lookup, by outcome (ok, error).",
+		Buckets: latencyBuckets,
+	}, []string{"outcome"})
+	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: MetricBuildInfo,
+		Help: "Always 1; the labels describe the running binary.",
+	}, []string{"version", "commit", "goversion"})
+	buildInfo.WithLabelValues(orUnknown(build.Version), orUnknown(build.Commit), runtime.Version()).Set(1)
+
+	m.byReason = make(map[authz.Reason]resolvedCounter)
+	for _, r := range authz.Reasons() {
+		res := authz.Deny
+		switch r {
+		case authz.ReasonPublic, authz.ReasonAllowed:
+			res = authz.Allow
+		case authz.ReasonDirectoryError:
+			res = authz.Unavailable
+		}
+		m.byReason[r] = resolvedCounter{res, m.decisions.WithLabelValues(res.String(), string(r))}
+	}
+	for i, r := range results {
+		m.duration[i] = duration.WithLabelValues(r.String())
+	}
+	m.byLookup = make(map[lookupKey]prometheus.Counter, len(knownLookups))
+	for _, k := range knownLookups {
+		m.byLookup[k] = m.lookups.WithLabelValues(k.layer, k.outcome)
+	}
+	m.redisDur[0] = redisDur.WithLabelValues(outcomeOK)
+	m.redisDur[1] = redisDur.WithLabelValues(outcomeError)
+
+	reg.MustRegister(
+		m.decisions, duration, m.inFlight, m.lookups, redisDur, buildInfo,
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	return m
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	return s
+}
+
+// Registry returns the registry the metrics are registered on.
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// Handler serves the metrics in the Prometheus exposition formats.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{
+		Registry:            m.reg, // promhttp_metric_handler_errors_total
+		MaxRequestsInFlight: 4,
+		Timeout:             10 * time.Second,
+	})
+}
+
+// decided counts one decision and, when timed, its duration. It allocates
+// nothing for a known reason with its usual result.
+func (m *Metrics) decided(d *authz.Decision, elapsed time.Duration, timed bool) {
+	res := d.Result
+	if int(res) >= len(results) {
+		res = authz.Deny // as the adapters treat it
+	}
+	if c, ok := m.byReason[d.Reason]; ok && c.result == res {
+		c.counter.Inc()
+	} else {
+		reason := string(d.Reason)
+		if !ok {
+			// Only reasons of the closed set become labels: a Decider
+			// that invents reasons cannot grow the series count.
+			reason = otherReason
+		}
+		m.decisions.WithLabelValues(res.String(), reason).Inc()
+	}
+	if timed {
+		m.duration[res].Observe(elapsed.Seconds())
+	}
+}
+
+// ObserveLookup counts one directory lookup. It has the signature of
+// userstore.CacheOptions.OnLookup. Pairs outside the documented set are
+// counted all the same: layers and outcomes are constants of gatehouse's
+// code, never request data.
+func (m *Metrics) ObserveLookup(layer, outcome string) {
+	if m == nil {
+		return
+	}
+	if c, ok := m.byLookup[lookupKey{layer, outcome}]; ok {
+		c.Inc()
+		return
+	}
+	m.lookups.WithLabelValues(layer, outcome).Inc()
+}
+
+// Redis returns origin instrumented as the Redis layer of the directory:
+// each lookup is timed (gatehouse_redis_duration_seconds) and counted in
+// gatehouse_directory_lookups_total{layer="redis"} as hit (the record
+// exists, active or not), miss or error. Put it between the Redis store and
+// the userstore.Cache, so that only lookups that reach Redis are seen. A nil
+// *Metrics returns origin itself.
+func (m *Metrics) Redis(origin userstore.Directory) userstore.Directory {
+	if m == nil {
+		return origin
+	}
+	return &redisDirectory{origin: origin, m: m}
+}
+
+type redisDirectory struct {
+	origin userstore.Directory
+	m      *Metrics
+}
+
+func (r *redisDirectory) Lookup(ctx context.Context, kind userstore.Kind, id string) (userstore.Status, error) {
+	start := time.Now()
+	st, err := r.origin.Lookup(ctx, kind, id)
+	elapsed := time.Since(start).Seconds()
+	switch {
+	case err != nil:
+		r.m.redisDur[1].Observe(elapsed)
+		r.m.byLookup[lookupKey{layerRedis, outcomeError}].Inc()
+	case st == userstore.NotFound:
+		r.m.redisDur[0].Observe(elapsed)
+		r.m.byLookup[lookupKey{layerRedis, outcomeMiss}].Inc()
+	default:
+		r.m.redisDur[0].Observe(elapsed)
+		r.m.byLookup[lookupKey{layerRedis, outcomeHit}].Inc()
+	}
+	return st, err
+}
