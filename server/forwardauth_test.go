@@ -1,0 +1,101 @@
+package server
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestForwardAuthListener: the same decision over HTTP, on its own port, and
+// never the ops endpoints there.
+func TestForwardAuthListener(t *testing.T) {
+	cfg := baseConfig(t)
+	cfg.UsersFile = usersFile(t)
+	cfg.Routes = "meet"
+	r := start(t, cfg, Options{})
+	addr := r.srv.HTTPAddr()
+	if addr == nil {
+		t.Fatal("forward-auth listener not bound")
+	}
+	client := &http.Client{Timeout: 5 * time.Second}
+	do := func(t *testing.T, method, path, auth string) (*http.Response, string) {
+		t.Helper()
+		req, err := http.NewRequest(method, "http://"+addr.String()+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s: %v", method, path, err)
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp, string(body)
+	}
+
+	t.Run("allow over http_service", func(t *testing.T) {
+		resp, body := do(t, "GET", "/check/external-api/v1.0/other/", "Bearer "+token(t, activeUser))
+		if resp.StatusCode != http.StatusOK || body != "" || resp.Header.Get("X-Auth-User-Id") != activeUser {
+			t.Fatalf("got %d %q user %q, want 200, empty body, the user id", resp.StatusCode, body, resp.Header.Get("X-Auth-User-Id"))
+		}
+	})
+	t.Run("deny has the gRPC path's body and challenge", func(t *testing.T) {
+		resp, body := do(t, "GET", "/check/external-api/v1.0/rooms/", "")
+		if resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("WWW-Authenticate") != "Bearer" ||
+			body != `{"detail":"Authentication credentials were not provided."}` {
+			t.Fatalf("got %d %q %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"), body)
+		}
+		if id := resp.Header.Get("X-Gatehouse-Decision-Id"); len(id) != 32 {
+			t.Fatalf("deny decision id %q, want 32 hex characters", id)
+		}
+	})
+	t.Run("public route", func(t *testing.T) {
+		resp, _ := do(t, "POST", "/check/external-api/v1.0/application/token/", "")
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("public token endpoint over HTTP: %d", resp.StatusCode)
+		}
+	})
+	for _, p := range []string{"/healthz", "/readyz", "/metrics"} {
+		t.Run("no ops endpoint "+p, func(t *testing.T) {
+			resp, body := do(t, "GET", p, "")
+			if resp.StatusCode == http.StatusOK || strings.Contains(body, "ok") {
+				t.Fatalf("%s answered %d %q on the forward-auth port", p, resp.StatusCode, body)
+			}
+		})
+	}
+
+	t.Run("closed after shutdown", func(t *testing.T) {
+		if err := r.stop(t); err != nil {
+			t.Fatalf("Serve: %v", err)
+		}
+		c, err := net.DialTimeout("tcp", addr.String(), time.Second)
+		if err == nil {
+			c.Close()
+			t.Fatal("forward-auth port still accepts connections after shutdown")
+		}
+	})
+}
+
+func TestForwardAuthDisabled(t *testing.T) {
+	cfg := baseConfig(t)
+	cfg.UsersFile = usersFile(t)
+	cfg.HTTPAddr = ""
+	s, err := New(context.Background(), cfg, nil, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.closeAll()
+	if s.HTTPAddr() != nil {
+		t.Fatalf("forward-auth bound on %v with GATEHOUSE_HTTP_ADDR empty", s.HTTPAddr())
+	}
+}
