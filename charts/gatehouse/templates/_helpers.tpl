@@ -1,0 +1,362 @@
+{{/*
+Names and labels.
+*/}}
+{{- define "gatehouse.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "gatehouse.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "gatehouse.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "gatehouse.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "gatehouse.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "gatehouse.labels" -}}
+helm.sh/chart: {{ include "gatehouse.chart" . }}
+{{ include "gatehouse.selectorLabels" . }}
+app.kubernetes.io/version: {{ include "gatehouse.imageTag" . | trunc 63 | trimSuffix "-" | quote }}
+app.kubernetes.io/component: ext-authz
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{- define "gatehouse.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "gatehouse.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "gatehouse.imageTag" -}}
+{{- default .Chart.AppVersion .Values.image.tag -}}
+{{- end -}}
+
+{{- define "gatehouse.image" -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" .Values.image.repository (include "gatehouse.imageTag" .) -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+Where the mounted files live in the container.
+*/}}
+{{- define "gatehouse.jwtDir" -}}/etc/gatehouse/jwt{{- end -}}
+{{- define "gatehouse.usersDir" -}}/etc/gatehouse/users{{- end -}}
+{{- define "gatehouse.routesDir" -}}/etc/gatehouse/routes{{- end -}}
+{{- define "gatehouse.redisDir" -}}/etc/gatehouse/redis{{- end -}}
+
+{{/*
+The Secret the chart creates for whatever is not taken from an existing one.
+*/}}
+{{- define "gatehouse.secretName" -}}
+{{- include "gatehouse.fullname" . -}}
+{{- end -}}
+
+{{/*
+gatehouse.jwtSecretRef: the Secret name and key of the JWT key, as YAML.
+Fails when neither jwt.existingSecret nor jwt.secret is set.
+*/}}
+{{- define "gatehouse.jwtSecretRef" -}}
+{{- if .Values.jwt.existingSecret -}}
+name: {{ .Values.jwt.existingSecret }}
+key: {{ required "jwt.existingSecretKey must not be empty" .Values.jwt.existingSecretKey }}
+{{- else if .Values.jwt.secret -}}
+name: {{ include "gatehouse.secretName" . }}
+key: jwt-secret
+{{- else -}}
+{{- fail "gatehouse: set jwt.existingSecret (a Secret holding the HMAC key) or jwt.secret (the key; the chart stores it in a Secret)" -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+gatehouse.directory: "redis" or "users"; fails unless exactly one is configured.
+*/}}
+{{- define "gatehouse.directory" -}}
+{{- $r := .Values.redis -}}
+{{- $redis := or $r.url $r.existingSecret.urlKey $r.sentinel.addrs $r.clusterAddrs -}}
+{{- $users := or .Values.users.file .Values.users.existingSecret -}}
+{{- if and $redis $users -}}
+{{- fail "gatehouse: configure one user directory: redis (redis.url, redis.sentinel or redis.clusterAddrs) or users (users.file or users.existingSecret), not both" -}}
+{{- else if $redis -}}
+redis
+{{- else if $users -}}
+users
+{{- else if or $r.password $r.existingSecret.name $r.sentinel.master -}}
+{{- fail "gatehouse: Redis credentials are set but no Redis address: set redis.url (or redis.existingSecret.urlKey), redis.sentinel.addrs or redis.clusterAddrs" -}}
+{{- else -}}
+{{- fail "gatehouse: no user directory: set redis.url (or redis.existingSecret.urlKey), redis.sentinel.addrs or redis.clusterAddrs for Redis, or users.file (or users.existingSecret) for a static users file" -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+gatehouse.redisFiles: the files of the projected "redis" volume, as a YAML
+list of {env, secret, key, path}: passwords and TLS material, each from the
+chart's Secret or an existing one. Fails on contradictory settings.
+*/}}
+{{- define "gatehouse.redisFiles" -}}
+{{- $r := .Values.redis -}}
+{{- $ex := $r.existingSecret -}}
+{{- $chart := include "gatehouse.secretName" . -}}
+{{- if and $r.url $ex.urlKey -}}
+{{- fail "gatehouse: set one of redis.url and redis.existingSecret.urlKey" -}}
+{{- end -}}
+{{- if and $r.password $ex.passwordKey -}}
+{{- fail "gatehouse: set one of redis.password and redis.existingSecret.passwordKey" -}}
+{{- end -}}
+{{- if and $r.sentinel.password $ex.sentinelPasswordKey -}}
+{{- fail "gatehouse: set one of redis.sentinel.password and redis.existingSecret.sentinelPasswordKey" -}}
+{{- end -}}
+{{- if and (or $ex.urlKey $ex.passwordKey $ex.sentinelPasswordKey) (not $ex.name) -}}
+{{- fail "gatehouse: redis.existingSecret.name is required with its keys" -}}
+{{- end -}}
+{{- if and $ex.name (not (or $ex.urlKey $ex.passwordKey $ex.sentinelPasswordKey)) -}}
+{{- fail "gatehouse: redis.existingSecret.name needs urlKey, passwordKey or sentinelPasswordKey" -}}
+{{- end -}}
+{{- if and $r.sentinel.addrs $r.clusterAddrs -}}
+{{- fail "gatehouse: set one of redis.sentinel.addrs and redis.clusterAddrs" -}}
+{{- end -}}
+{{- if and $r.sentinel.addrs (not $r.sentinel.master) -}}
+{{- fail "gatehouse: redis.sentinel.addrs needs redis.sentinel.master (the master's name)" -}}
+{{- end -}}
+{{- if ne (empty $r.tls.certKey) (empty $r.tls.keyKey) -}}
+{{- fail "gatehouse: set both redis.tls.certKey and redis.tls.keyKey (a client certificate and its key), or neither" -}}
+{{- end -}}
+{{- if and (not $r.tls.existingSecret) (or $r.tls.certKey $r.tls.caKey) -}}
+{{- fail "gatehouse: redis.tls.caKey, certKey and keyKey need redis.tls.existingSecret" -}}
+{{- end -}}
+{{- if $r.password }}
+- {env: GATEHOUSE_REDIS_PASSWORD_FILE, secret: {{ $chart }}, key: redis-password, path: password}
+{{- else if $ex.passwordKey }}
+- {env: GATEHOUSE_REDIS_PASSWORD_FILE, secret: {{ $ex.name }}, key: {{ $ex.passwordKey }}, path: password}
+{{- end }}
+{{- if $r.sentinel.password }}
+- {env: GATEHOUSE_REDIS_SENTINEL_PASSWORD_FILE, secret: {{ $chart }}, key: redis-sentinel-password, path: sentinel-password}
+{{- else if $ex.sentinelPasswordKey }}
+- {env: GATEHOUSE_REDIS_SENTINEL_PASSWORD_FILE, secret: {{ $ex.name }}, key: {{ $ex.sentinelPasswordKey }}, path: sentinel-password}
+{{- end }}
+{{- with $r.tls.existingSecret }}
+{{- if $r.tls.caKey }}
+- {env: GATEHOUSE_REDIS_TLS_CA_FILE, secret: {{ . }}, key: {{ $r.tls.caKey }}, path: ca.crt}
+{{- end }}
+{{- if $r.tls.certKey }}
+- {env: GATEHOUSE_REDIS_TLS_CERT_FILE, secret: {{ . }}, key: {{ $r.tls.certKey }}, path: tls.crt}
+- {env: GATEHOUSE_REDIS_TLS_KEY_FILE, secret: {{ . }}, key: {{ $r.tls.keyKey }}, path: tls.key}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/*
+gatehouse.chartSecretData: the data of the Secret the chart creates for what
+is not taken from an existing one (empty: no Secret).
+*/}}
+{{- define "gatehouse.chartSecretData" -}}
+{{- if and (not .Values.jwt.existingSecret) .Values.jwt.secret }}
+jwt-secret: {{ .Values.jwt.secret | b64enc | quote }}
+{{- end }}
+{{- if eq (include "gatehouse.directory" .) "redis" }}
+{{- if include "gatehouse.redisURLIsSecret" . }}
+redis-url: {{ .Values.redis.url | b64enc | quote }}
+{{- end }}
+{{- with .Values.redis.password }}
+redis-password: {{ . | b64enc | quote }}
+{{- end }}
+{{- with .Values.redis.sentinel.password }}
+redis-sentinel-password: {{ . | b64enc | quote }}
+{{- end }}
+{{- end }}
+{{- if and (eq (include "gatehouse.directory" .) "users") (not .Values.users.existingSecret) }}
+users.yaml: {{ .Values.users.file | b64enc | quote }}
+{{- end }}
+{{- end -}}
+
+{{/*
+gatehouse.routesData: the routes ConfigMap's data, empty with a built-in table.
+*/}}
+{{- define "gatehouse.routesData" -}}
+{{- if .Values.routes.file }}
+routes.yaml: |
+{{ .Values.routes.file | indent 2 }}
+{{- end }}
+{{- end -}}
+
+{{/*
+gatehouse.reservedConfig: the GATEHOUSE_* settings the chart controls itself.
+*/}}
+{{- define "gatehouse.reservedConfig" -}}
+GATEHOUSE_GRPC_ADDR GATEHOUSE_HTTP_ADDR GATEHOUSE_OPS_ADDR GATEHOUSE_SHUTDOWN_TIMEOUT GATEHOUSE_JWT_SECRET GATEHOUSE_JWT_SECRET_FILE GATEHOUSE_REDIS_URL GATEHOUSE_REDIS_PASSWORD GATEHOUSE_REDIS_PASSWORD_FILE GATEHOUSE_REDIS_SENTINEL_ADDRS GATEHOUSE_REDIS_SENTINEL_PASSWORD GATEHOUSE_REDIS_SENTINEL_PASSWORD_FILE GATEHOUSE_REDIS_CLUSTER_ADDRS GATEHOUSE_REDIS_TLS_CA_FILE GATEHOUSE_REDIS_TLS_CERT_FILE GATEHOUSE_REDIS_TLS_KEY_FILE GATEHOUSE_USERS_FILE GATEHOUSE_ROUTES
+{{- end -}}
+
+{{/*
+gatehouse.config: every non-secret GATEHOUSE_* variable, as a YAML map of
+strings: what the chart controls, the first-class values that are set, then
+config. A first-class value and the same variable in config is an error.
+*/}}
+{{- define "gatehouse.config" -}}
+{{- $v := .Values -}}
+{{- $env := dict -}}
+{{- $_ := set $env "GATEHOUSE_GRPC_ADDR" (printf ":%d" (int $v.ports.grpc)) -}}
+{{- $_ := set $env "GATEHOUSE_HTTP_ADDR" (printf ":%d" (int $v.ports.http)) -}}
+{{- $_ := set $env "GATEHOUSE_OPS_ADDR" (printf ":%d" (int $v.ports.metrics)) -}}
+{{- $_ := set $env "GATEHOUSE_SHUTDOWN_TIMEOUT" (printf "%ds" (int $v.shutdownTimeoutSeconds)) -}}
+{{- $ref := include "gatehouse.jwtSecretRef" . | fromYaml -}}
+{{- $_ := set $env "GATEHOUSE_JWT_SECRET_FILE" (printf "%s/%s" (include "gatehouse.jwtDir" .) $ref.key) -}}
+{{- if eq (include "gatehouse.directory" .) "redis" -}}
+{{- range include "gatehouse.redisFiles" . | fromYamlArray -}}
+{{- $_ := set $env .env (printf "%s/%s" (include "gatehouse.redisDir" $) .path) -}}
+{{- end -}}
+{{- if and $v.redis.url (not (include "gatehouse.redisURLIsSecret" .)) -}}
+{{- $_ := set $env "GATEHOUSE_REDIS_URL" $v.redis.url -}}
+{{- end -}}
+{{- with $v.redis.sentinel.addrs -}}
+{{- $_ := set $env "GATEHOUSE_REDIS_SENTINEL_ADDRS" (join "," .) -}}
+{{- end -}}
+{{- with $v.redis.clusterAddrs -}}
+{{- $_ := set $env "GATEHOUSE_REDIS_CLUSTER_ADDRS" (join "," .) -}}
+{{- end -}}
+{{- end -}}
+{{- if eq (include "gatehouse.directory" .) "users" -}}
+{{- $key := ternary $v.users.existingSecretKey "users.yaml" (ne $v.users.existingSecret "") -}}
+{{- $_ := set $env "GATEHOUSE_USERS_FILE" (printf "%s/%s" (include "gatehouse.usersDir" .) $key) -}}
+{{- end -}}
+{{- if $v.routes.file -}}
+{{- $_ := set $env "GATEHOUSE_ROUTES" (printf "%s/routes.yaml" (include "gatehouse.routesDir" .)) -}}
+{{- else if $v.routes.builtin -}}
+{{- $_ := set $env "GATEHOUSE_ROUTES" $v.routes.builtin -}}
+{{- end -}}
+{{- $first := dict
+  "GATEHOUSE_JWT_ALGORITHM" $v.jwt.algorithm
+  "GATEHOUSE_JWT_ISSUER" $v.jwt.issuer
+  "GATEHOUSE_JWT_AUDIENCE" $v.jwt.audience
+  "GATEHOUSE_JWT_LEEWAY" $v.jwt.leeway
+  "GATEHOUSE_JWT_REQUIRE_EXP" $v.jwt.requireExp
+  "GATEHOUSE_REDIS_USERNAME" $v.redis.username
+  "GATEHOUSE_REDIS_SENTINEL_MASTER" (ternary nil $v.redis.sentinel.master (empty $v.redis.sentinel.master))
+  "GATEHOUSE_REDIS_TLS_SERVER_NAME" $v.redis.tls.serverName
+  "GATEHOUSE_REDIS_PREFIX" $v.redis.prefix
+  "GATEHOUSE_REDIS_TIMEOUT" $v.redis.timeout
+  "GATEHOUSE_CACHE_TTL" $v.cache.ttl
+  "GATEHOUSE_CACHE_NEGATIVE_TTL" $v.cache.negativeTTL
+  "GATEHOUSE_CACHE_SIZE" $v.cache.size
+  "GATEHOUSE_CACHE_STALE_IF_ERROR" $v.cache.staleIfError
+  "GATEHOUSE_CHECK_APPLICATIONS" $v.checkApplications
+  "GATEHOUSE_USER_ID_FORMAT" $v.userIdFormat
+  "GATEHOUSE_REALM" $v.realm
+  "GATEHOUSE_HTTP_PATH_PREFIX" $v.httpPathPrefix
+  "GATEHOUSE_HEADER_USER_ID" $v.identityHeaders.userId
+  "GATEHOUSE_HEADER_CLIENT_ID" $v.identityHeaders.clientId
+  "GATEHOUSE_HEADER_SCOPE" $v.identityHeaders.scope
+  "GATEHOUSE_LOG_LEVEL" $v.log.level
+  "GATEHOUSE_LOG_FORMAT" $v.log.format
+  "GATEHOUSE_OTEL_ENDPOINT" $v.otel.endpoint
+  "GATEHOUSE_OTEL_INSECURE" $v.otel.insecure
+  "GATEHOUSE_OTEL_SAMPLE_RATIO" $v.otel.sampleRatio
+-}}
+{{- range $name, $val := $first -}}
+{{- if not (kindIs "invalid" $val) -}}
+{{- if hasKey $v.config $name -}}
+{{- fail (printf "gatehouse: %s is set twice, by a first-class value and by config.%s; keep one" $name $name) -}}
+{{- end -}}
+{{- $_ := set $env $name (include "gatehouse.envString" $val) -}}
+{{- end -}}
+{{- end -}}
+{{- $reserved := splitList " " (include "gatehouse.reservedConfig" .) -}}
+{{- range $name, $val := $v.config -}}
+{{- if has $name $reserved -}}
+{{- fail (printf "gatehouse: config.%s is controlled by the chart; use its own value (see values.yaml)" $name) -}}
+{{- end -}}
+{{- if not (kindIs "invalid" $val) -}}
+{{- $_ := set $env $name (include "gatehouse.envString" $val) -}}
+{{- end -}}
+{{- end -}}
+{{- toYaml $env -}}
+{{- end -}}
+
+{{/*
+gatehouse.envString renders a value as an environment string: whole numbers
+without an exponent (YAML numbers arrive as float64), booleans as true/false.
+*/}}
+{{- define "gatehouse.envString" -}}
+{{- if and (kindIs "float64" .) (eq . (floor .)) -}}
+{{- int64 . -}}
+{{- else -}}
+{{- toString . -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+gatehouse.replicas: how many pods run at least (for the PDB).
+*/}}
+{{- define "gatehouse.minReplicas" -}}
+{{- if .Values.autoscaling.enabled -}}
+{{- .Values.autoscaling.minReplicas -}}
+{{- else -}}
+{{- .Values.replicaCount -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+gatehouse.terminationGracePeriodSeconds: the preStop sleep, the graceful stop
+and a margin, so the kubelet never kills a pod still draining.
+*/}}
+{{- define "gatehouse.terminationGracePeriodSeconds" -}}
+{{- add (int .Values.preStopSleepSeconds) (int .Values.shutdownTimeoutSeconds) 5 -}}
+{{- end -}}
+
+{{/*
+gatehouse.otelEnabled: "true" when tracing is configured.
+*/}}
+{{- define "gatehouse.otelEnabled" -}}
+{{- if or .Values.otel.endpoint (get .Values.config "GATEHOUSE_OTEL_ENDPOINT") -}}true{{- end -}}
+{{- end -}}
+
+{{/*
+gatehouse.redisURLIsSecret: "true" when redis.url holds a password: it then
+goes to the chart's Secret, else to the ConfigMap with the other settings.
+*/}}
+{{- define "gatehouse.redisURLIsSecret" -}}
+{{- with .Values.redis.url -}}
+{{- if contains ":" (urlParse .).userinfo -}}true{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+gatehouse.redisEnv: the container env entry of a Redis URL that holds
+credentials, from a Secret.
+*/}}
+{{- define "gatehouse.redisEnv" -}}
+{{- $r := .Values.redis -}}
+{{- if $r.existingSecret.urlKey }}
+- name: GATEHOUSE_REDIS_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ $r.existingSecret.name }}
+      key: {{ $r.existingSecret.urlKey }}
+{{- else if include "gatehouse.redisURLIsSecret" . }}
+- name: GATEHOUSE_REDIS_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "gatehouse.secretName" . }}
+      key: redis-url
+{{- end }}
+{{- end -}}
