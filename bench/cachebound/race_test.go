@@ -1,0 +1,5 @@
+//go:build race
+
+package cachebound
+
+const raceEnabled = true

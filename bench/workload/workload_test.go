@@ -1,0 +1,64 @@
+package workload
+
+import (
+	"testing"
+	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/gatehouse-authz/gatehouse/authz"
+)
+
+func TestStatusCode(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		resp *authv3.CheckResponse
+		want int32
+	}{
+		{"empty", &authv3.CheckResponse{}, 0},
+		{"ok", &authv3.CheckResponse{Status: &rpcstatus.Status{}}, 0},
+		{"deny", &authv3.CheckResponse{Status: &rpcstatus.Status{Code: 16, Message: "x"},
+			HttpResponse: &authv3.CheckResponse_DeniedResponse{DeniedResponse: &authv3.DeniedHttpResponse{Body: "b"}}}, 16},
+	} {
+		b, err := proto.Marshal(tc.resp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got StatusCode
+		if err := (RawCodec{}).Unmarshal(b, &got); err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if got.Code != tc.want {
+			t.Errorf("%s: code %d, want %d", tc.name, got.Code, tc.want)
+		}
+	}
+	var got StatusCode
+	if err := (RawCodec{}).Unmarshal([]byte{0x0a, 0x05, 0x08}, &got); err == nil {
+		t.Error("truncated message: no error")
+	}
+}
+
+func TestBuild(t *testing.T) {
+	cfg := authz.JWTConfig{Secret: []byte("0123456789abcdef0123456789abcdef"), Algorithm: "HS256", Issuer: "lasuite-meet"}
+	for name, n := range map[string]int{Hot: 1, Distinct: 50, Invalid: 1000} {
+		w, err := Build(name, cfg, 50, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(w.Requests) != n {
+			t.Errorf("%s: %d requests, want %d", name, len(w.Requests), n)
+		}
+		var req authv3.CheckRequest
+		if err := proto.Unmarshal(w.Requests[0], &req); err != nil {
+			t.Fatal(err)
+		}
+		if req.GetAttributes().GetRequest().GetHttp().GetHeaders()["authorization"] == "" {
+			t.Errorf("%s: no authorization header", name)
+		}
+	}
+	if _, err := Build("nope", cfg, 1, time.Hour); err == nil {
+		t.Error("unknown scenario: no error")
+	}
+}
