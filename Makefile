@@ -1,14 +1,16 @@
 # gatehouse: the commands a developer and CI use. Every target works on a
-# fresh Debian machine with Go installed; `make test` installs redis-server
-# when it is missing and it runs as root.
+# fresh Debian machine with Go installed (but `image`, which needs a Docker
+# engine); `make test` installs redis-server, nginx, Caddy and helm when they
+# are missing and it runs as root.
 
 GO       ?= go
 FUZZTIME ?= 10s
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
 COMMIT   ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS  := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+IMAGE    ?= ghcr.io/gatehouse-authz/gatehouse:$(VERSION)
 
-.PHONY: help run test deps vet fmt-check build fuzz bench clean
+.PHONY: help run test deps vet fmt-check build image fuzz bench load clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 12
@@ -31,11 +33,17 @@ fmt-check: ## fail when a file is not gofmt-formatted
 build: ## build bin/gatehouse with the version and commit stamped in
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/gatehouse ./cmd/gatehouse
 
+image: ## build the container image (needs a Docker engine)
+	docker build --build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) -t $(IMAGE) .
+
 fuzz: ## run every fuzz target for FUZZTIME (default 10s) each
 	scripts/fuzz.sh $(FUZZTIME)
 
-bench: ## run the benchmarks (ns/op, allocs/op)
-	$(GO) test -run '^$$' -bench . -benchmem ./...
+bench: ## Go benchmarks, -count 6, summarised with benchstat (bin/bench/)
+	scripts/bench.sh
+
+load: ## side-by-side load run vs a do-nothing server (docs/bench/results.*)
+	scripts/load.sh
 
 clean: ## remove build output
 	rm -rf bin

@@ -21,9 +21,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime"
 	"sync/atomic"
 	"time"
 
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthgrpc "google.golang.org/grpc/health/grpc_health_v1"
@@ -35,6 +38,7 @@ import (
 	"github.com/gatehouse-authz/gatehouse/authz/extauthz"
 	"github.com/gatehouse-authz/gatehouse/authz/routes"
 	"github.com/gatehouse-authz/gatehouse/internal/config"
+	"github.com/gatehouse-authz/gatehouse/internal/telemetry"
 	"github.com/gatehouse-authz/gatehouse/userstore"
 )
 
@@ -54,6 +58,14 @@ const (
 	connectionTimeout    = 10 * time.Second
 )
 
+// streamWorkers is the number of goroutines grpc-go keeps to serve streams:
+// enough for the checks in flight (preempted, or waiting on Redis), not
+// only one per CPU: with 64 checks in flight on 2 CPUs, 16 workers took
+// 70% of the streams. An idle worker costs its stack, a few KiB.
+func streamWorkers() uint32 {
+	return uint32(max(64, 16*runtime.GOMAXPROCS(0)))
+}
+
 // Options supplies what a Config cannot describe.
 type Options struct {
 	// Directory, when set, replaces the directory the Config describes
@@ -63,6 +75,16 @@ type Options struct {
 	DirectoryName string
 	// Now is the clock of the decision core (nil: time.Now).
 	Now func() time.Time
+	// Build labels gatehouse_build_info and the spans' service.version.
+	Build telemetry.BuildInfo
+	// TracerProvider, when set, receives the spans instead of the OTLP
+	// exporter GATEHOUSE_OTEL_ENDPOINT describes (tests). The server does
+	// not shut it down.
+	TracerProvider trace.TracerProvider
+
+	// metrics is set by New: newDirectory instruments the Redis layers
+	// with it (Metrics.ObserveLookup, Metrics.Redis; both accept nil).
+	metrics *telemetry.Metrics
 }
 
 // Server is one gatehouse serving process. Create it with New, which binds
@@ -75,7 +97,15 @@ type Server struct {
 	ops    *http.Server
 
 	grpcLn, opsLn net.Listener
-	dir           *directory
+	// fwd serves HTTP forward-auth on fwdLn; both nil when disabled.
+	fwd   *http.Server
+	fwdLn net.Listener
+	dir   *directory
+	// metrics is served on the ops listener's /metrics.
+	metrics *telemetry.Metrics
+	// tp is the OTLP tracer provider the server created (nil when tracing
+	// is off or the provider was supplied); closeAll flushes it.
+	tp *sdktrace.TracerProvider
 	// routes names the default route table, for the start-up log.
 	routes string
 
@@ -111,6 +141,23 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Optio
 		}
 	}()
 
+	s.metrics = telemetry.NewMetrics(opts.Build)
+	opts.metrics = s.metrics
+	tp := opts.TracerProvider
+	if tp == nil && cfg.OTelEndpoint != "" {
+		s.tp, err = telemetry.NewTracerProvider(ctx, telemetry.TracingConfig{
+			Endpoint:    cfg.OTelEndpoint,
+			Insecure:    cfg.OTelInsecure,
+			SampleRatio: cfg.OTelSampleRatio,
+			Version:     opts.Build.Version,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("GATEHOUSE_OTEL_ENDPOINT: %w", err)
+		}
+		tp = s.tp
+	}
+	tracer := telemetry.Tracer(tp) // nil: tracing off
+
 	policy, err := routes.Resolve(cfg.Routes)
 	if err != nil {
 		return nil, err
@@ -122,10 +169,11 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Optio
 	}
 	az, err := authz.New(authz.Options{
 		JWT:               jwt,
-		Directory:         s.dir.Directory,
+		Directory:         telemetry.TraceDirectory(s.dir.Directory, tracer),
 		Policy:            policy,
 		UserIDFormat:      cfg.IDFormat(),
 		CheckApplications: cfg.CheckApplications,
+		TokenCacheSize:    tokenCacheSize(cfg.TokenCacheSize),
 		Now:               opts.Now,
 	})
 	if err != nil {
@@ -139,8 +187,18 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Optio
 		grpc.ConnectionTimeout(connectionTimeout),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: keepaliveTime, Timeout: keepaliveTimeout}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: keepaliveMinTime, PermitWithoutStream: true}),
+		// Reused stream goroutines keep their grown stacks: without them
+		// every check starts a fresh goroutine whose stack is grown and
+		// copied while decoding the CheckRequest (~15% of the server's
+		// CPU in profiles under load, docs/performance.md). When every
+		// worker is busy grpc-go starts a goroutine as before, so this
+		// bounds nothing.
+		grpc.NumStreamWorkers(streamWorkers()),
 	)
-	extauthz.New(az, extauthz.Options{
+	// Every adapter takes the same instrumented Decider: decision ids,
+	// metrics and spans are protocol-independent.
+	decider := telemetry.NewDecider(az, telemetry.Options{Metrics: s.metrics, Tracer: tracer})
+	extauthz.New(decider, extauthz.Options{
 		Realm:          cfg.Realm,
 		UserIDHeader:   cfg.HeaderUserID,
 		ClientIDHeader: cfg.HeaderClientID,
@@ -173,11 +231,26 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Optio
 	if s.opsLn, err = lc.Listen(ctx, "tcp", cfg.OpsAddr); err != nil {
 		return nil, fmt.Errorf("ops listener: %w", err)
 	}
+	if cfg.HTTPAddr != "" {
+		s.fwd = forwardAuthServer(cfg, decider, logger)
+		if s.fwdLn, err = lc.Listen(ctx, "tcp", cfg.HTTPAddr); err != nil {
+			return nil, fmt.Errorf("forward-auth listener: %w", err)
+		}
+	}
 	if len(jwt.Secret) < minSecretLen(jwt.Algorithm) {
 		logger.Warn("JWT secret is shorter than the hash output; RFC 7518 asks for at least as many bytes",
 			"algorithm", jwt.Algorithm, "min_bytes", minSecretLen(jwt.Algorithm))
 	}
 	return s, nil
+}
+
+// tokenCacheSize maps the setting (0: no cache) to authz's option (0:
+// default, negative: none).
+func tokenCacheSize(n int) int {
+	if n <= 0 {
+		return -1
+	}
+	return n
 }
 
 // minSecretLen is the HMAC key length RFC 7518 §3.2 requires: the size of the
@@ -199,6 +272,14 @@ func (s *Server) GRPCAddr() net.Addr { return s.grpcLn.Addr() }
 // OpsAddr returns the bound ops HTTP address.
 func (s *Server) OpsAddr() net.Addr { return s.opsLn.Addr() }
 
+// HTTPAddr returns the bound forward-auth address, or nil when disabled.
+func (s *Server) HTTPAddr() net.Addr {
+	if s.fwdLn == nil {
+		return nil
+	}
+	return s.fwdLn.Addr()
+}
+
 // Serve serves until ctx is cancelled or a listener fails, then shuts down:
 // health NOT_SERVING and /readyz 503, a graceful gRPC stop bounded by the
 // configured shutdown timeout, then the listeners and the directory are
@@ -212,7 +293,8 @@ func (s *Server) Serve(ctx context.Context) error {
 }
 
 func (s *Server) serve(ctx context.Context) error {
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
+	pending := 2
 	go func() {
 		if err := s.grpc.Serve(s.grpcLn); err != nil {
 			errc <- fmt.Errorf("gRPC server: %w", err)
@@ -227,16 +309,29 @@ func (s *Server) serve(ctx context.Context) error {
 		}
 		errc <- nil
 	}()
+	if s.fwd != nil {
+		pending++
+		go func() {
+			if err := s.fwd.Serve(s.fwdLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("forward-auth server: %w", err)
+				return
+			}
+			errc <- nil
+		}()
+	}
 	s.dir.start(ctx)
 
 	s.serving.Store(true)
 	s.setHealth(healthpb.HealthCheckResponse_SERVING)
-	s.log.Info("listening", "grpc", s.GRPCAddr().String(), "ops", s.OpsAddr().String(),
+	httpAddr := "disabled"
+	if a := s.HTTPAddr(); a != nil {
+		httpAddr = a.String()
+	}
+	s.log.Info("listening", "grpc", s.GRPCAddr().String(), "ops", s.OpsAddr().String(), "http", httpAddr,
 		"directory", s.dir.describe, "routes", s.routes, "check_applications", s.cfg.CheckApplications,
 		"reflection", s.cfg.GRPCReflection)
 
 	var runErr error
-	pending := 2
 	select {
 	case <-ctx.Done():
 		s.log.Info("shutting down", "cause", context.Cause(ctx).Error(), "timeout", s.cfg.ShutdownTimeout.String())
@@ -269,6 +364,21 @@ func (s *Server) shutdown(ctx context.Context) {
 	// ignores later changes.
 	s.health.Shutdown()
 
+	// The forward-auth listener drains alongside gRPC, within the same
+	// bound: it stops accepting at once and lets in-flight checks finish.
+	fwdDone := make(chan struct{})
+	go func() {
+		defer close(fwdDone)
+		if s.fwd == nil {
+			return
+		}
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
+		defer cancel()
+		if err := s.fwd.Shutdown(fctx); err != nil {
+			s.fwd.Close()
+		}
+	}()
+
 	done := make(chan struct{})
 	go func() {
 		s.grpc.GracefulStop()
@@ -284,6 +394,7 @@ func (s *Server) shutdown(ctx context.Context) {
 		s.grpc.Stop()
 		<-done
 	}
+	<-fwdDone
 
 	// The ops listener outlives the gRPC drain so that /readyz says 503 all
 	// along; a short bound is enough for its tiny responses.
@@ -311,10 +422,26 @@ func (s *Server) closeAll() {
 	if s.opsLn != nil {
 		s.opsLn.Close()
 	}
+	if s.fwd != nil {
+		s.fwd.Close()
+	}
+	if s.fwdLn != nil {
+		s.fwdLn.Close()
+	}
 	if s.dir != nil {
 		if err := s.dir.close(); err != nil {
 			s.log.Warn("closing the directory", "error", err.Error())
 		}
+	}
+	if s.tp != nil {
+		// Flush the spans still batched; a collector that is down must not
+		// hold the exit up for long.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := s.tp.Shutdown(ctx); err != nil {
+			s.log.Warn("flushing traces", "error", err.Error())
+		}
+		s.tp = nil
 	}
 }
 

@@ -62,6 +62,7 @@ func baseConfig(t *testing.T) config.Config {
 	c := config.Default()
 	c.GRPCAddr = "127.0.0.1:0"
 	c.OpsAddr = "127.0.0.1:0"
+	c.HTTPAddr = "127.0.0.1:0"
 	c.JWTSecret = testSecret
 	c.ShutdownTimeout = 5 * time.Second
 	c.LogLevel = slog.LevelDebug
@@ -728,5 +729,23 @@ func TestServeTwice(t *testing.T) {
 	r := start(t, cfg, Options{})
 	if err := r.srv.Serve(context.Background()); err == nil || errors.Is(err, context.Canceled) {
 		t.Fatalf("second Serve = %v, want an error", err)
+	}
+}
+
+// TestTokenCacheSizeSetting: GATEHOUSE_TOKEN_CACHE_SIZE=0 turns the
+// verified-token cache off, and decisions are the same either way.
+func TestTokenCacheSizeSetting(t *testing.T) {
+	if tokenCacheSize(0) >= 0 || tokenCacheSize(-5) >= 0 || tokenCacheSize(7) != 7 {
+		t.Fatalf("tokenCacheSize maps 0/-5/7 to %d/%d/%d, want none/none/7", tokenCacheSize(0), tokenCacheSize(-5), tokenCacheSize(7))
+	}
+	cfg := baseConfig(t)
+	cfg.UsersFile = usersFile(t)
+	cfg.TokenCacheSize = 0
+	r := start(t, cfg, Options{})
+	tok := "Bearer " + token(t, activeUser)
+	for range 2 {
+		if resp := r.check(t, tok); codes.Code(resp.GetStatus().GetCode()) != codes.OK {
+			t.Fatalf("without a token cache: %v", resp)
+		}
 	}
 }

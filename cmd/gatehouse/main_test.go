@@ -61,7 +61,9 @@ func TestMain(m *testing.M) {
 // baseEnv is the whole environment of a subprocess: no GATEHOUSE_* variable
 // of the machine running the tests leaks in.
 func baseEnv(extra ...string) []string {
-	return append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.TempDir()}, extra...)
+	// The forward-auth listener defaults to :8080: keep tests on loopback
+	// ports of their own.
+	return append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.TempDir(), "GATEHOUSE_HTTP_ADDR=127.0.0.1:0"}, extra...)
 }
 
 // result is a finished subprocess.
@@ -187,7 +189,7 @@ func (s *serveProc) terminate(t *testing.T) int {
 var checkLine = regexp.MustCompile(`gatehouse check --addr (\S+) --token (\S+)\n(?s:.*)gatehouse check --addr \S+ --token (\S+)\n`)
 
 func TestDevServeAndCheck(t *testing.T) {
-	s := startServe(t, baseEnv(), "--dev", "--grpc-addr", "127.0.0.1:0", "--ops-addr", "127.0.0.1:0")
+	s := startServe(t, baseEnv(), "--dev", "--grpc-addr", "127.0.0.1:0", "--ops-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0")
 	m := s.waitFor(t, s.stdout, checkLine)
 	addr, active, inactive := m[1], m[2], m[3]
 	if !strings.HasPrefix(addr, "127.0.0.1:") || strings.HasSuffix(addr, ":0") {

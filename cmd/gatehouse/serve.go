@@ -14,6 +14,7 @@ import (
 
 	"github.com/gatehouse-authz/gatehouse/authz"
 	"github.com/gatehouse-authz/gatehouse/internal/config"
+	"github.com/gatehouse-authz/gatehouse/internal/telemetry"
 	"github.com/gatehouse-authz/gatehouse/server"
 	"github.com/gatehouse-authz/gatehouse/userstore"
 )
@@ -48,7 +49,7 @@ func runServe(ctx context.Context, e env, args []string) int {
 			cfg.JWTSecret = config.Secret(secret)
 			generated = true
 		}
-		if cfg.RedisURL == "" && cfg.UsersFile == "" {
+		if !cfg.UsesRedis() && cfg.UsersFile == "" {
 			opts.Directory = userstore.NewMemory([]userstore.Record{
 				{ID: devActiveUser, Active: true, Email: "active@example.invalid"},
 				{ID: devInactiveUser, Active: false, Email: "inactive@example.invalid"},
@@ -63,6 +64,8 @@ func runServe(ctx context.Context, e env, args []string) int {
 
 	logger := newLogger(cfg, e.stderr)
 	server.RouteRedisLogs(logger)
+	ver, rev := buildVersion()
+	opts.Build = telemetry.BuildInfo{Version: ver, Commit: rev}
 	srv, err := server.New(ctx, cfg, logger, opts)
 	if err != nil {
 		// Only this line: a refused start is one line on stderr.

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-authz/gatehouse/authz"
+	"github.com/gatehouse-authz/gatehouse/authz/forwardauth"
 )
 
 // LookupFunc looks up an environment variable; it has os.LookupEnv's
@@ -34,10 +35,13 @@ const (
 	DefaultOpsAddr          = ":8081"
 	DefaultDevGRPCAddr      = "127.0.0.1:9000"
 	DefaultDevOpsAddr       = "127.0.0.1:8081"
+	DefaultHTTPAddr         = ":8080"
+	DefaultDevHTTPAddr      = "127.0.0.1:8080"
+	DefaultHTTPPathPrefix   = "/check"
 	DefaultCacheTTL         = 30 * time.Second
 	DefaultCacheNegativeTTL = 5 * time.Second
 	DefaultCacheSize        = 100000
-	DefaultCacheStale       = 0
+	DefaultCacheStale       = time.Minute
 	DefaultRedisPrefix      = "gatehouse:"
 	DefaultRedisTimeout     = 250 * time.Millisecond
 	DefaultShutdownTimeout  = 15 * time.Second
@@ -46,6 +50,7 @@ const (
 	DefaultHeaderUserID     = "x-auth-user-id"
 	DefaultHeaderClientID   = "x-auth-client-id"
 	DefaultHeaderScope      = "x-auth-scope"
+	DefaultOTelSampleRatio  = 1.0
 )
 
 // Config is gatehouse's configuration. Build it with Parse (or Default and
@@ -55,6 +60,11 @@ type Config struct {
 	GRPCAddr string
 	// OpsAddr is the ops HTTP listen address (/healthz, /readyz).
 	OpsAddr string
+	// HTTPAddr is the HTTP forward-auth listen address; empty disables it.
+	HTTPAddr string
+	// HTTPPathPrefix is the path under which Envoy's http_service sends the
+	// original request (and the path other proxies' subrequests use).
+	HTTPPathPrefix string
 
 	// JWTSecret is the HMAC key given inline; JWTSecretFile names a file
 	// holding it instead (one trailing newline stripped). Set at most one.
@@ -80,6 +90,26 @@ type Config struct {
 	// RedisTimeout bounds one Redis lookup (the request's deadline, when
 	// shorter, wins).
 	RedisTimeout time.Duration
+	// RedisUsername and RedisPassword (or RedisPasswordFile) are the data
+	// nodes' credentials; they override the URL's.
+	RedisUsername     string
+	RedisPassword     Secret
+	RedisPasswordFile string
+	// RedisSentinelMaster and RedisSentinelAddrs (comma-separated host:port)
+	// select Sentinel; RedisSentinelPassword(File) is the sentinels' own
+	// password.
+	RedisSentinelMaster       string
+	RedisSentinelAddrs        string
+	RedisSentinelPassword     Secret
+	RedisSentinelPasswordFile string
+	// RedisClusterAddrs (comma-separated host:port) selects Redis Cluster.
+	RedisClusterAddrs string
+	// RedisTLSCAFile, RedisTLSCertFile, RedisTLSKeyFile and
+	// RedisTLSServerName configure TLS; any of them turns it on.
+	RedisTLSCAFile     string
+	RedisTLSCertFile   string
+	RedisTLSKeyFile    string
+	RedisTLSServerName string
 	// UsersFile is a JSON or YAML file of {id, active} records, loaded into an
 	// in-memory directory.
 	UsersFile string
@@ -91,6 +121,8 @@ type Config struct {
 	CacheNegativeTTL  time.Duration
 	CacheSize         int
 	CacheStaleIfError time.Duration
+	// TokenCacheSize bounds the verified-token cache (0: none).
+	TokenCacheSize int
 
 	// UserIDFormat is "uuid" or "opaque" (see authz.ParseIDFormat).
 	UserIDFormat string
@@ -121,6 +153,14 @@ type Config struct {
 	HeaderClientID string
 	HeaderScope    string
 
+	// OTelEndpoint is the OTLP gRPC trace collector (host:port or URL);
+	// empty turns tracing off. OTelInsecure sends spans without TLS;
+	// OTelSampleRatio is the fraction of new traces sampled (a caller's
+	// traceparent decision is followed).
+	OTelEndpoint    string
+	OTelInsecure    bool
+	OTelSampleRatio float64
+
 	// Dev is serve --dev: a random secret when none is set, demo users when no
 	// directory is configured, loopback listeners unless set explicitly.
 	Dev bool
@@ -131,6 +171,8 @@ func Default() Config {
 	return Config{
 		GRPCAddr:          DefaultGRPCAddr,
 		OpsAddr:           DefaultOpsAddr,
+		HTTPAddr:          DefaultHTTPAddr,
+		HTTPPathPrefix:    DefaultHTTPPathPrefix,
 		JWTAlgorithm:      authz.DefaultAlgorithm,
 		JWTIssuer:         authz.DefaultIssuer,
 		RedisPrefix:       DefaultRedisPrefix,
@@ -138,6 +180,7 @@ func Default() Config {
 		CacheTTL:          DefaultCacheTTL,
 		CacheNegativeTTL:  DefaultCacheNegativeTTL,
 		CacheSize:         DefaultCacheSize,
+		TokenCacheSize:    authz.DefaultTokenCacheSize,
 		CacheStaleIfError: DefaultCacheStale,
 		UserIDFormat:      DefaultUserIDFormat,
 		LogLevel:          slog.LevelInfo,
@@ -146,6 +189,7 @@ func Default() Config {
 		HeaderUserID:      DefaultHeaderUserID,
 		HeaderClientID:    DefaultHeaderClientID,
 		HeaderScope:       DefaultHeaderScope,
+		OTelSampleRatio:   DefaultOTelSampleRatio,
 	}
 }
 
@@ -158,8 +202,12 @@ const (
 	GroupJWT Group = 1 << iota
 	// GroupServer is everything else "gatehouse serve" needs.
 	GroupServer
+	// GroupRedis is the Redis connection settings and the user id format:
+	// what "gatehouse users" and "gatehouse apps" need. Its settings are
+	// in GroupServer too.
+	GroupRedis
 	// GroupAll is every setting.
-	GroupAll = GroupJWT | GroupServer
+	GroupAll = GroupJWT | GroupServer | GroupRedis
 )
 
 // setting describes one configuration value: its flag, its environment
@@ -186,6 +234,12 @@ func settings() []setting {
 		{flag: "ops-addr", env: "GATEHOUSE_OPS_ADDR", group: GroupServer,
 			usage: "ops HTTP listen `address` (/healthz, /readyz)",
 			value: func(c *Config) flag.Value { return stringValue{&c.OpsAddr} }},
+		{flag: "http-addr", env: "GATEHOUSE_HTTP_ADDR", group: GroupServer, keepEmpty: true,
+			usage: "HTTP forward-auth listen `address` (empty: no forward-auth listener)",
+			value: func(c *Config) flag.Value { return stringValue{&c.HTTPAddr} }},
+		{flag: "http-path-prefix", env: "GATEHOUSE_HTTP_PATH_PREFIX", group: GroupServer,
+			usage: "forward-auth `path` prefix (Envoy http_service path_prefix; the subrequest path of nginx, Traefik, Caddy)",
+			value: func(c *Config) flag.Value { return stringValue{&c.HTTPPathPrefix} }},
 		{flag: "jwt-secret", env: "GATEHOUSE_JWT_SECRET", group: GroupJWT,
 			usage: "HMAC `key` of delegation tokens (prefer --jwt-secret-file: flags show in ps)",
 			value: func(c *Config) flag.Value { return secretValue{&c.JWTSecret} }},
@@ -207,15 +261,51 @@ func settings() []setting {
 		{flag: "jwt-require-exp", env: "GATEHOUSE_JWT_REQUIRE_EXP", group: GroupJWT,
 			usage: "refuse tokens without an exp claim",
 			value: func(c *Config) flag.Value { return boolValue{&c.JWTRequireExp} }},
-		{flag: "redis-url", env: "GATEHOUSE_REDIS_URL", group: GroupServer,
-			usage: "user directory in Redis, a `url`: redis://[user:pass@]host:port/db (empty: no Redis)",
+		{flag: "redis-url", env: "GATEHOUSE_REDIS_URL", group: GroupServer | GroupRedis,
+			usage: "user directory in Redis, a `url`: redis://[user:pass@]host:port/db, rediss://, unix://, redis-sentinel://, redis-cluster:// (empty: no Redis)",
 			value: func(c *Config) flag.Value { return stringValue{&c.RedisURL} }},
-		{flag: "redis-prefix", env: "GATEHOUSE_REDIS_PREFIX", group: GroupServer, keepEmpty: true,
+		{flag: "redis-prefix", env: "GATEHOUSE_REDIS_PREFIX", group: GroupServer | GroupRedis, keepEmpty: true,
 			usage: "`prefix` of every Redis key",
 			value: func(c *Config) flag.Value { return stringValue{&c.RedisPrefix} }},
-		{flag: "redis-timeout", env: "GATEHOUSE_REDIS_TIMEOUT", group: GroupServer,
+		{flag: "redis-timeout", env: "GATEHOUSE_REDIS_TIMEOUT", group: GroupServer | GroupRedis,
 			usage: "bound on one Redis lookup (a `duration`)",
 			value: func(c *Config) flag.Value { return durationValue{&c.RedisTimeout} }},
+		{flag: "redis-username", env: "GATEHOUSE_REDIS_USERNAME", group: GroupServer | GroupRedis,
+			usage: "Redis ACL `user` (overrides the URL's)",
+			value: func(c *Config) flag.Value { return stringValue{&c.RedisUsername} }},
+		{flag: "redis-password", env: "GATEHOUSE_REDIS_PASSWORD", group: GroupServer | GroupRedis,
+			usage: "Redis `password` (overrides the URL's; prefer --redis-password-file)",
+			value: func(c *Config) flag.Value { return secretValue{&c.RedisPassword} }},
+		{flag: "redis-password-file", env: "GATEHOUSE_REDIS_PASSWORD_FILE", group: GroupServer | GroupRedis,
+			usage: "`file` holding the Redis password (one trailing newline stripped)",
+			value: func(c *Config) flag.Value { return stringValue{&c.RedisPasswordFile} }},
+		{flag: "redis-sentinel-master", env: "GATEHOUSE_REDIS_SENTINEL_MASTER", group: GroupServer | GroupRedis,
+			usage: "Sentinel master `name` (with --redis-sentinel-addrs)",
+			value: func(c *Config) flag.Value { return stringValue{&c.RedisSentinelMaster} }},
+		{flag: "redis-sentinel-addrs", env: "GATEHOUSE_REDIS_SENTINEL_ADDRS", group: GroupServer | GroupRedis,
+			usage: "Sentinel `addresses`, comma-separated host:port",
+			value: func(c *Config) flag.Value { return stringValue{&c.RedisSentinelAddrs} }},
+		{flag: "redis-sentinel-password", env: "GATEHOUSE_REDIS_SENTINEL_PASSWORD", group: GroupServer | GroupRedis,
+			usage: "the sentinels' own `password` (prefer --redis-sentinel-password-file)",
+			value: func(c *Config) flag.Value { return secretValue{&c.RedisSentinelPassword} }},
+		{flag: "redis-sentinel-password-file", env: "GATEHOUSE_REDIS_SENTINEL_PASSWORD_FILE", group: GroupServer | GroupRedis,
+			usage: "`file` holding the sentinels' password",
+			value: func(c *Config) flag.Value { return stringValue{&c.RedisSentinelPasswordFile} }},
+		{flag: "redis-cluster-addrs", env: "GATEHOUSE_REDIS_CLUSTER_ADDRS", group: GroupServer | GroupRedis,
+			usage: "Redis Cluster node `addresses`, comma-separated host:port",
+			value: func(c *Config) flag.Value { return stringValue{&c.RedisClusterAddrs} }},
+		{flag: "redis-tls-ca-file", env: "GATEHOUSE_REDIS_TLS_CA_FILE", group: GroupServer | GroupRedis,
+			usage: "PEM `file` of the CAs that sign Redis's certificate (turns TLS on)",
+			value: func(c *Config) flag.Value { return stringValue{&c.RedisTLSCAFile} }},
+		{flag: "redis-tls-cert-file", env: "GATEHOUSE_REDIS_TLS_CERT_FILE", group: GroupServer | GroupRedis,
+			usage: "PEM `file` of a client certificate for Redis (with --redis-tls-key-file)",
+			value: func(c *Config) flag.Value { return stringValue{&c.RedisTLSCertFile} }},
+		{flag: "redis-tls-key-file", env: "GATEHOUSE_REDIS_TLS_KEY_FILE", group: GroupServer | GroupRedis,
+			usage: "PEM `file` of the client certificate's key",
+			value: func(c *Config) flag.Value { return stringValue{&c.RedisTLSKeyFile} }},
+		{flag: "redis-tls-server-name", env: "GATEHOUSE_REDIS_TLS_SERVER_NAME", group: GroupServer | GroupRedis,
+			usage: "`name` Redis's certificate must carry (default: the host dialled)",
+			value: func(c *Config) flag.Value { return stringValue{&c.RedisTLSServerName} }},
 		{flag: "users-file", env: "GATEHOUSE_USERS_FILE", group: GroupServer,
 			usage: "in-memory user directory from a JSON or YAML `file` of {id, active}",
 			value: func(c *Config) flag.Value { return stringValue{&c.UsersFile} }},
@@ -231,7 +321,10 @@ func settings() []setting {
 		{flag: "cache-stale-if-error", env: "GATEHOUSE_CACHE_STALE_IF_ERROR", group: GroupServer,
 			usage: "how long past its TTL a cached entry may answer while Redis is down (a `duration`, 0: never)",
 			value: func(c *Config) flag.Value { return durationValue{&c.CacheStaleIfError} }},
-		{flag: "user-id-format", env: "GATEHOUSE_USER_ID_FORMAT", group: GroupServer,
+		{flag: "token-cache-size", env: "GATEHOUSE_TOKEN_CACHE_SIZE", group: GroupServer,
+			usage: "maximum `entries` of the verified-token cache (0: verify every token in full)",
+			value: func(c *Config) flag.Value { return intValue{&c.TokenCacheSize} }},
+		{flag: "user-id-format", env: "GATEHOUSE_USER_ID_FORMAT", group: GroupServer | GroupRedis,
 			usage: "user id `format`: uuid (normalised to canonical UUIDs) or opaque (used as they are)",
 			value: func(c *Config) flag.Value { return stringValue{&c.UserIDFormat} }},
 		{flag: "routes", env: "GATEHOUSE_ROUTES", group: GroupServer,
@@ -264,6 +357,15 @@ func settings() []setting {
 		{flag: "header-scope", env: "GATEHOUSE_HEADER_SCOPE", group: GroupServer,
 			usage: "identity `header` carrying the token's scopes",
 			value: func(c *Config) flag.Value { return stringValue{&c.HeaderScope} }},
+		{flag: "otel-endpoint", env: "GATEHOUSE_OTEL_ENDPOINT", group: GroupServer,
+			usage: "OTLP gRPC `endpoint` of the trace collector, host:port or URL (empty: tracing off)",
+			value: func(c *Config) flag.Value { return stringValue{&c.OTelEndpoint} }},
+		{flag: "otel-insecure", env: "GATEHOUSE_OTEL_INSECURE", group: GroupServer,
+			usage: "send traces to the OTLP endpoint without TLS",
+			value: func(c *Config) flag.Value { return boolValue{&c.OTelInsecure} }},
+		{flag: "otel-sample-ratio", env: "GATEHOUSE_OTEL_SAMPLE_RATIO", group: GroupServer,
+			usage: "`fraction` of new traces sampled, 0 to 1 (a caller's sampled traceparent is followed)",
+			value: func(c *Config) flag.Value { return floatValue{&c.OTelSampleRatio} }},
 	}
 }
 
@@ -373,6 +475,9 @@ func (b *Binding) Finish() error {
 		}
 		if !b.Explicit("ops-addr") {
 			c.OpsAddr = DefaultDevOpsAddr
+		}
+		if !b.Explicit("http-addr") {
+			c.HTTPAddr = DefaultDevHTTPAddr
 		}
 	}
 	return nil
@@ -533,18 +638,26 @@ func (c Config) validate(needDirectory bool) error {
 	if err := checkAddr("GATEHOUSE_OPS_ADDR", c.OpsAddr); err != nil {
 		return err
 	}
-	if c.RedisURL != "" && c.UsersFile != "" {
-		return errors.New("set only one of GATEHOUSE_REDIS_URL (--redis-url) and GATEHOUSE_USERS_FILE (--users-file)")
-	}
-	if c.RedisURL == "" && c.UsersFile == "" && needDirectory {
-		return errors.New("no user directory: set GATEHOUSE_REDIS_URL (--redis-url) or GATEHOUSE_USERS_FILE (--users-file), or run serve --dev")
-	}
-	if c.RedisURL != "" {
-		if err := checkRedisURL(c.RedisURL); err != nil {
+	if c.HTTPAddr != "" {
+		if err := checkAddr("GATEHOUSE_HTTP_ADDR", c.HTTPAddr); err != nil {
 			return err
 		}
-		if c.RedisTimeout <= 0 {
-			return fmt.Errorf("GATEHOUSE_REDIS_TIMEOUT: must be positive, got %s", c.RedisTimeout)
+		if _, err := forwardauth.CleanPathPrefix(c.HTTPPathPrefix); err != nil {
+			return fmt.Errorf("GATEHOUSE_HTTP_PATH_PREFIX: %w", err)
+		}
+	}
+	if !(c.OTelSampleRatio >= 0 && c.OTelSampleRatio <= 1) { // NaN fails too
+		return fmt.Errorf("GATEHOUSE_OTEL_SAMPLE_RATIO: must be between 0 and 1, got %v", c.OTelSampleRatio)
+	}
+	if c.UsesRedis() && c.UsersFile != "" {
+		return errors.New("set only one of GATEHOUSE_REDIS_URL (--redis-url) and GATEHOUSE_USERS_FILE (--users-file)")
+	}
+	if !c.UsesRedis() && c.UsersFile == "" && needDirectory {
+		return errors.New("no user directory: set GATEHOUSE_REDIS_URL (--redis-url) or GATEHOUSE_USERS_FILE (--users-file), or run serve --dev")
+	}
+	if c.UsesRedis() {
+		if err := c.ValidateRedis(); err != nil {
+			return err
 		}
 	}
 	if c.UsersFile != "" {
@@ -570,6 +683,8 @@ func (c Config) validate(needDirectory bool) error {
 		return fmt.Errorf("GATEHOUSE_CACHE_STALE_IF_ERROR: must not be negative, got %s", c.CacheStaleIfError)
 	case c.CacheSize < 1:
 		return fmt.Errorf("GATEHOUSE_CACHE_SIZE: must be at least 1, got %d", c.CacheSize)
+	case c.TokenCacheSize < 0:
+		return fmt.Errorf("GATEHOUSE_TOKEN_CACHE_SIZE: must not be negative, got %d", c.TokenCacheSize)
 	case c.ShutdownTimeout <= 0:
 		return fmt.Errorf("GATEHOUSE_SHUTDOWN_TIMEOUT: must be positive, got %s", c.ShutdownTimeout)
 	}
@@ -616,8 +731,10 @@ func checkRedisURL(raw string) error {
 		if u.Path == "" {
 			return errors.New("GATEHOUSE_REDIS_URL: missing socket path (want unix:///path/to/redis.sock)")
 		}
+	case "redis-sentinel", "rediss-sentinel", "redis-cluster", "rediss-cluster":
+		// A host list: checked by the client builder, which parses it.
 	default:
-		return fmt.Errorf("GATEHOUSE_REDIS_URL: unsupported scheme %q (want redis, rediss or unix)", u.Scheme)
+		return fmt.Errorf("GATEHOUSE_REDIS_URL: unsupported scheme %q (want redis, rediss, unix, redis-sentinel, rediss-sentinel, redis-cluster or rediss-cluster)", u.Scheme)
 	}
 	return nil
 }
@@ -687,8 +804,12 @@ func (c Config) RedactedRedisURL() string {
 			u.User = url.UserPassword(u.User.Username(), Redacted)
 		}
 	}
-	if q := u.Query(); q.Has("password") {
-		q.Set("password", Redacted)
+	if q := u.Query(); q.Has("password") || q.Has("sentinel_password") {
+		for _, k := range []string{"password", "sentinel_password"} {
+			if q.Has(k) {
+				q.Set(k, Redacted)
+			}
+		}
 		u.RawQuery = q.Encode()
 	}
 	return u.String()
@@ -699,6 +820,7 @@ func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("grpc_addr", c.GRPCAddr),
 		slog.String("ops_addr", c.OpsAddr),
+		slog.String("http_addr", c.HTTPAddr),
 		slog.String("jwt_secret", c.JWTSecret.String()),
 		slog.String("jwt_secret_file", c.JWTSecretFile),
 		slog.String("jwt_algorithm", c.JWTAlgorithm),
@@ -709,6 +831,18 @@ func (c Config) LogValue() slog.Value {
 		slog.String("redis_url", c.RedactedRedisURL()),
 		slog.String("redis_prefix", c.RedisPrefix),
 		slog.String("redis_timeout", c.RedisTimeout.String()),
+		slog.String("redis_username", c.RedisUsername),
+		slog.String("redis_password", c.RedisPassword.String()),
+		slog.String("redis_password_file", c.RedisPasswordFile),
+		slog.String("redis_sentinel_master", c.RedisSentinelMaster),
+		slog.String("redis_sentinel_addrs", c.RedisSentinelAddrs),
+		slog.String("redis_sentinel_password", c.RedisSentinelPassword.String()),
+		slog.String("redis_sentinel_password_file", c.RedisSentinelPasswordFile),
+		slog.String("redis_cluster_addrs", c.RedisClusterAddrs),
+		slog.String("redis_tls_ca_file", c.RedisTLSCAFile),
+		slog.String("redis_tls_cert_file", c.RedisTLSCertFile),
+		slog.String("redis_tls_key_file", c.RedisTLSKeyFile),
+		slog.String("redis_tls_server_name", c.RedisTLSServerName),
 		slog.String("users_file", c.UsersFile),
 		slog.String("cache_ttl", c.CacheTTL.String()),
 		slog.String("cache_negative_ttl", c.CacheNegativeTTL.String()),
@@ -723,6 +857,9 @@ func (c Config) LogValue() slog.Value {
 		slog.String("header_user_id", c.HeaderUserID),
 		slog.String("header_client_id", c.HeaderClientID),
 		slog.String("header_scope", c.HeaderScope),
+		slog.String("otel_endpoint", c.OTelEndpoint),
+		slog.Bool("otel_insecure", c.OTelInsecure),
+		slog.Float64("otel_sample_ratio", c.OTelSampleRatio),
 		slog.Bool("dev", c.Dev),
 	)
 }

@@ -133,3 +133,20 @@ func (v levelValue) String() string {
 	}
 	return strings.ToLower(v.p.String())
 }
+
+type floatValue struct{ p *float64 }
+
+func (v floatValue) Set(s string) error {
+	f, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
+	if err != nil {
+		return fmt.Errorf("%q is not a number", s)
+	}
+	*v.p = f
+	return nil
+}
+func (v floatValue) String() string {
+	if v.p == nil {
+		return ""
+	}
+	return strconv.FormatFloat(*v.p, 'g', -1, 64)
+}
