@@ -246,6 +246,7 @@ func run(ctx context.Context, log *slog.Logger, p params) error {
 		"GATEHOUSE_REDIS_URL=redis://" + redisProc.addr + "/0",
 		"GATEHOUSE_GRPC_ADDR=127.0.0.1:0",
 		"GATEHOUSE_OPS_ADDR=127.0.0.1:0",
+		"GATEHOUSE_HTTP_ADDR=", // gRPC only: no forward-auth listener on :8080
 		"GATEHOUSE_LOG_LEVEL=info",
 	}
 	env = append(env, p.ServerEnv...)

@@ -115,6 +115,9 @@ func printDevBanner(w io.Writer, cfg config.Config, srv *server.Server, demo boo
 	addr := srv.GRPCAddr().String()
 	b.WriteString("gatehouse is running in development mode (not for production).\n")
 	fmt.Fprintf(&b, "  ext_authz gRPC: %s\n", addr)
+	if a := srv.HTTPAddr(); a != nil {
+		fmt.Fprintf(&b, "  forward-auth:   http://%s%s\n", a.String(), cfg.HTTPPathPrefix)
+	}
 	fmt.Fprintf(&b, "  readiness:      http://%s/readyz?verbose\n", srv.OpsAddr().String())
 	if demo {
 		jwt, err := cfg.JWT()
@@ -137,6 +140,10 @@ func printDevBanner(w io.Writer, cfg config.Config, srv *server.Server, demo boo
 		b.WriteString("A denied request (inactive user):\n")
 		fmt.Fprintf(&b, "  gatehouse check --addr %s --token %s\n", addr, inactive.AccessToken)
 		b.WriteString("(From a source checkout, run them as: go run ./cmd/gatehouse check ...)\n")
+		if a := srv.HTTPAddr(); a != nil {
+			b.WriteString("The same over HTTP (Envoy http_service style):\n")
+			fmt.Fprintf(&b, "  curl -i -H 'Authorization: Bearer %s' http://%s%s/v1/anything\n", active.AccessToken, a.String(), cfg.HTTPPathPrefix)
+		}
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
