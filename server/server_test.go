@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -26,6 +24,7 @@ import (
 
 	"github.com/gatehouse-authz/gatehouse/authz"
 	"github.com/gatehouse-authz/gatehouse/internal/config"
+	"github.com/gatehouse-authz/gatehouse/internal/logtest"
 	"github.com/gatehouse-authz/gatehouse/internal/redistest"
 	"github.com/gatehouse-authz/gatehouse/userstore"
 )
@@ -39,23 +38,8 @@ const (
 	waitBound = 10 * time.Second
 )
 
-// syncBuffer is a bytes.Buffer safe for the server's concurrent logging.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer collects the server's logs; safe for concurrent writers.
+type syncBuffer = logtest.Buffer
 
 func baseConfig(t *testing.T) config.Config {
 	t.Helper()

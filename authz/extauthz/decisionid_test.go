@@ -39,7 +39,7 @@ func decisionIDs(t *testing.T, resp *authv3.CheckResponse, logs *logBuffer) (met
 	t.Helper()
 	meta = metaString(resp, metaDecisionID)
 	hdr = responseHeaders(t, resp.GetDeniedResponse().GetHeaders())[authz.DecisionIDHeader]
-	lines := logs.lines(t)
+	lines := logs.Lines(t)
 	if len(lines) != 1 {
 		t.Fatalf("%d log lines, want 1", len(lines))
 	}

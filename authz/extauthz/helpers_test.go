@@ -1,9 +1,7 @@
 package extauthz
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"log/slog"
 	"net"
@@ -11,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,6 +22,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/gatehouse-authz/gatehouse/authz"
+	"github.com/gatehouse-authz/gatehouse/internal/logtest"
 	"github.com/gatehouse-authz/gatehouse/userstore"
 )
 
@@ -359,40 +357,6 @@ func metaString(resp *authv3.CheckResponse, key string) string {
 }
 
 // logBuffer collects JSON log lines; safe for concurrent writers.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
+type logBuffer = logtest.Buffer
 
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
-// lines decodes every JSON log line.
-func (l *logBuffer) lines(tb testing.TB) []map[string]any {
-	tb.Helper()
-	var out []map[string]any
-	for _, line := range strings.Split(strings.TrimSpace(l.String()), "\n") {
-		if line == "" {
-			continue
-		}
-		var m map[string]any
-		if err := json.Unmarshal([]byte(line), &m); err != nil {
-			tb.Fatalf("log line %q: %v", line, err)
-		}
-		out = append(out, m)
-	}
-	return out
-}
-
-func newTestLogger(l *logBuffer) *slog.Logger {
-	return slog.New(slog.NewJSONHandler(l, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
+func newTestLogger(l *logBuffer) *slog.Logger { return logtest.NewLogger(l) }

@@ -517,7 +517,7 @@ func TestUnaryRecovererOtherMethods(t *testing.T) {
 	if strings.Contains(logs.String(), "secret-in-panic") {
 		t.Errorf("panic value logged: %s", logs.String())
 	}
-	if lines := logs.lines(t); len(lines) != 2 || lines[0]["panic"] != "*errors.errorString" {
+	if lines := logs.Lines(t); len(lines) != 2 || lines[0]["panic"] != "*errors.errorString" {
 		t.Errorf("log lines = %v", lines)
 	}
 	// No panic: the handler's answer passes through untouched.
@@ -610,7 +610,7 @@ func TestCheckLogging(t *testing.T) {
 			t.Errorf("log contains %q: %s", secret, out)
 		}
 	}
-	lines := logs.lines(t)
+	lines := logs.Lines(t)
 	if len(lines) != 2 {
 		t.Fatalf("got %d log lines, want 2: %s", len(lines), out)
 	}

@@ -436,7 +436,7 @@ func TestDecisionLog(t *testing.T) {
 	check(h, "GET", "/check", merge(bearer(token), nginxHeaders("POST", roomsPath+"?k=query-secret")))
 	check(h, "GET", "/elsewhere?query-secret", bearer(token))
 
-	lines := logs.lines(t)
+	lines := logs.Lines(t)
 	if len(lines) != 3 {
 		t.Fatalf("%d lines: %s", len(lines), logs.String())
 	}
@@ -501,7 +501,7 @@ func TestRefusedChecksAreRecorded(t *testing.T) {
 	if len(d.recorded) != 1 {
 		t.Errorf("a decided check was recorded too")
 	}
-	lines := logs.lines(t)
+	lines := logs.Lines(t)
 	if len(lines) != 2 || lines[0]["decision_id"] != "refused-1" || lines[1]["decision_id"] != "weird-1" ||
 		lines[1]["reason"] != string(authz.ReasonInternalError) {
 		t.Errorf("log lines %v", lines)

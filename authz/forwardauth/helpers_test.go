@@ -1,7 +1,6 @@
 package forwardauth
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,7 +8,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -18,6 +16,7 @@ import (
 
 	"github.com/gatehouse-authz/gatehouse/authz"
 	"github.com/gatehouse-authz/gatehouse/authz/routes"
+	"github.com/gatehouse-authz/gatehouse/internal/logtest"
 	"github.com/gatehouse-authz/gatehouse/userstore"
 )
 
@@ -205,43 +204,9 @@ func detail(tb testing.TB, body []byte) string {
 }
 
 // logBuffer collects JSON log lines; safe for concurrent writers.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
+type logBuffer = logtest.Buffer
 
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
-// lines decodes every JSON log line.
-func (l *logBuffer) lines(tb testing.TB) []map[string]any {
-	tb.Helper()
-	var out []map[string]any
-	for _, line := range strings.Split(strings.TrimSpace(l.String()), "\n") {
-		if line == "" {
-			continue
-		}
-		var m map[string]any
-		if err := json.Unmarshal([]byte(line), &m); err != nil {
-			tb.Fatalf("log line %q: %v", line, err)
-		}
-		out = append(out, m)
-	}
-	return out
-}
-
-func newTestLogger(l *logBuffer) *slog.Logger {
-	return slog.New(slog.NewJSONHandler(l, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
+func newTestLogger(l *logBuffer) *slog.Logger { return logtest.NewLogger(l) }
 
 // testCtx bounds a test's network calls.
 func testCtx(tb testing.TB) context.Context {

@@ -219,7 +219,7 @@ func TestRefusedChecks(t *testing.T) {
 			if len(rec.requests()) != 0 {
 				t.Errorf("Decider was asked about a refused check")
 			}
-			lines := logs.lines(t)
+			lines := logs.Lines(t)
 			if len(lines) != 1 {
 				t.Fatalf("%d log lines", len(lines))
 			}
