@@ -44,6 +44,21 @@ type Options struct {
 	Now func() time.Time
 }
 
+// Decider decides one request; *Authorizer implements it, and so does the
+// telemetry wrapper around it. Both proxy adapters take one. Decide must
+// honour ctx (it carries the proxy's deadline) and must only return an Allow
+// when every check passed.
+type Decider interface {
+	Decide(ctx context.Context, req *Request) Decision
+}
+
+// Recorder is implemented by Deciders that also count and identify the
+// decisions an adapter makes without asking them (a request it cannot
+// read). Record sets d.DecisionID.
+type Recorder interface {
+	Record(ctx context.Context, d *Decision)
+}
+
 // Authorizer decides requests. It is safe for concurrent use.
 type Authorizer struct {
 	verifier   *verifier

@@ -18,20 +18,14 @@ const (
 	DefaultScopeHeader    = "x-auth-scope"
 )
 
-// Decider decides one request. *authz.Authorizer implements it. Decide must
-// honour ctx (it carries the proxy's deadline) and must only return an Allow
-// when every check passed. The Decision's DecisionID, when set, is logged,
+// Decider is authz.Decider. The Decision's DecisionID, when set, is logged,
 // put in dynamic metadata and sent on denies (authz.DecisionIDHeader).
-type Decider interface {
-	Decide(ctx context.Context, req *authz.Request) authz.Decision
-}
+type Decider = authz.Decider
 
-// Recorder is implemented by Deciders that also count and identify the
-// decisions the adapter makes without asking them (a CheckRequest without
-// request.http). Record sets d.DecisionID.
-type Recorder interface {
-	Record(ctx context.Context, d *authz.Decision)
-}
+// Recorder is authz.Recorder: a Decider that has it is told about the
+// decisions the adapter makes without asking it (a CheckRequest without
+// request.http).
+type Recorder = authz.Recorder
 
 // Options configures a Server. The zero value is usable.
 type Options struct {

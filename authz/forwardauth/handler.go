@@ -19,21 +19,11 @@ import (
 // DefaultTimeout bounds one decision when Options.Timeout is zero.
 const DefaultTimeout = time.Second
 
-// Decider decides one request. *authz.Authorizer implements it. Decide must
-// honour ctx and must only return an Allow when every check passed.
-//
-// A Decider that also has a Record(ctx, *authz.Decision) method (as
-// gatehouse's instrumented Decider does) is told about every check the
-// handler refuses without asking it (reason bad_request), so that those are
-// counted and get a decision id too.
-type Decider interface {
-	Decide(ctx context.Context, req *authz.Request) authz.Decision
-}
-
-// decisionRecorder is the optional Record method of a Decider.
-type decisionRecorder interface {
-	Record(ctx context.Context, d *authz.Decision)
-}
+// Decider is authz.Decider. A Decider that is also an authz.Recorder (as
+// gatehouse's instrumented Decider is) is told about every check the handler
+// refuses without asking it (reason bad_request), so that those are counted
+// and get a decision id too.
+type Decider = authz.Decider
 
 // Options configures the handler. The zero value is usable.
 type Options struct {
@@ -209,7 +199,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		d = h.decide(r.Context(), &req)
 	} else {
 		d = badRequestDecision
-		if rec, ok := h.decider.(decisionRecorder); ok {
+		if rec, ok := h.decider.(authz.Recorder); ok {
 			rec.Record(r.Context(), &d)
 		}
 	}

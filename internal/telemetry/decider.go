@@ -13,11 +13,11 @@ import (
 	"github.com/gatehouse-authz/gatehouse/authz"
 )
 
-// Decider decides one request; *authz.Authorizer implements it, and so do
-// the Decider interfaces of the proxy adapters.
-type Decider interface {
-	Decide(ctx context.Context, req *authz.Request) authz.Decision
-}
+// Decider is authz.Decider, the interface both proxy adapters take.
+type Decider = authz.Decider
+
+// The adapters find Record through an optional interface: keep it in step.
+var _ authz.Recorder = (*InstrumentedDecider)(nil)
 
 // Options configures an instrumented Decider. The zero value only assigns
 // decision ids.
