@@ -23,6 +23,7 @@ import (
 
 	"github.com/gatehouse-authz/gatehouse/authz"
 	"github.com/gatehouse-authz/gatehouse/internal/logtest"
+	"github.com/gatehouse-authz/gatehouse/internal/tokentest"
 	"github.com/gatehouse-authz/gatehouse/userstore"
 )
 
@@ -106,28 +107,7 @@ func newAuthorizer(tb testing.TB, dir userstore.Directory) *authz.Authorizer {
 // are deleted, others override.
 func signToken(tb testing.TB, override jwt.MapClaims) string {
 	tb.Helper()
-	now := time.Now()
-	c := jwt.MapClaims{
-		"user_id":   testUserID,
-		"client_id": testClientID,
-		"delegated": true,
-		"scope":     testScope,
-		"iss":       authz.DefaultIssuer,
-		"iat":       now.Add(-time.Minute).Unix(),
-		"exp":       now.Add(time.Hour).Unix(),
-	}
-	for k, v := range override {
-		if v == nil {
-			delete(c, k)
-			continue
-		}
-		c[k] = v
-	}
-	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString([]byte(testSecret))
-	if err != nil {
-		tb.Fatalf("sign token: %v", err)
-	}
-	return s
+	return tokentest.Sign(tb, []byte(testSecret), testUserID, testClientID, testScope, override)
 }
 
 // loadFixture reads one CheckRequest fixture.
