@@ -27,8 +27,10 @@ import (
 	"github.com/gatehouse-authz/gatehouse/userstore"
 )
 
-// fixturesDir holds the real CheckRequest shapes shared by the project.
-const fixturesDir = "../../../shared/fixtures/checkrequests"
+// fixturesDir holds the real CheckRequest shapes of the product brief
+// (shared/fixtures/checkrequests), copied byte for byte so that a checkout of
+// this repository alone runs every test.
+const fixturesDir = "testdata/checkrequests"
 
 // Test identities and secrets.
 const (
