@@ -490,6 +490,58 @@ func TestTokenCacheBounded(t *testing.T) {
 	}
 }
 
+// TestTokenCacheExact: once a token is cached, a token that differs from it in
+// any way gets the decision it would get from a cold cache. The cache is keyed
+// by a digest of the token, so this is what proves the digest covers every
+// byte: header, payload and signature.
+func TestTokenCacheExact(t *testing.T) {
+	cached := sign(t, meetClaims())
+	head, rest, _ := strings.Cut(cached, ".")
+	payload, sig, _ := strings.Cut(rest, ".")
+	other := sign(t, with(meetClaims(), "user_id", inactiveUser))
+	_, otherRest, _ := strings.Cut(other, ".")
+	otherPayload, _, _ := strings.Cut(otherRest, ".")
+	flip := func(s string, i int) string { // change one base64url character
+		b := []byte(s)
+		if b[i] == 'A' {
+			b[i] = 'B'
+		} else {
+			b[i] = 'A'
+		}
+		return string(b)
+	}
+
+	for name, tc := range map[string]struct {
+		token string
+		want  want
+	}{
+		"the cached token":                     {cached, wantAllow},
+		"another user's payload, cached sig":   {head + "." + otherPayload + "." + sig, wantInvalid},
+		"one payload character changed":        {head + "." + flip(payload, len(payload)/2) + "." + sig, wantInvalid},
+		"one signature character changed":      {head + "." + payload + "." + flip(sig, 5), wantInvalid},
+		"signature dropped":                    {head + "." + payload + ".", wantInvalid},
+		"padded payload":                       {head + "." + payload + "=" + "." + sig, wantInvalid},
+		"another user's token, validly signed": {other, wantUserDisabled},
+	} {
+		t.Run(name, func(t *testing.T) {
+			cold := newFixture(t, func(o *Options) { o.TokenCacheSize = -1 })
+			warm := newFixture(t, nil)
+			check(t, warm.decide(t, "Bearer "+cached), wantAllow)
+			if warm.a.tokens.Len() != 1 {
+				t.Fatalf("token cache holds %d entries after one valid token, want 1", warm.a.tokens.Len())
+			}
+
+			want := cold.decide(t, "Bearer "+tc.token)
+			got := warm.decide(t, "Bearer "+tc.token)
+			if got.Result != want.Result || got.Reason != want.Reason || got.Status != want.Status || got.Identity != want.Identity {
+				t.Fatalf("with the cache warm: %v/%s/%d %+v; cold: %v/%s/%d %+v",
+					got.Result, got.Reason, got.Status, got.Identity, want.Result, want.Reason, want.Status, want.Identity)
+			}
+			check(t, got, tc.want)
+		})
+	}
+}
+
 // stubPolicy returns a fixed rule: the seam issue 3's route tables plug into.
 type stubPolicy Rule
 
