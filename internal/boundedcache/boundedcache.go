@@ -42,13 +42,22 @@ type Cache[K comparable, V any] struct {
 	seed   maphash.Seed
 	mask   uint64
 	shards []shard[K, V]
+	// epoch is the origin of the entries' times. An entry keeps its times as
+	// offsets from it: 8 bytes each instead of a time.Time's 24, which for a
+	// small value is half the entry. time.Time.Sub also keeps the monotonic
+	// clock in the comparison when both times carry it (a wall-clock step
+	// neither extends nor cuts a TTL) and saturates instead of overflowing.
+	epoch time.Time
 }
 
+// entry is laid out key, times, value, flag so that small values pack:
+// a string key with a one-byte value takes 40 bytes, a 32-byte key with a
+// pointer value 64.
 type entry[K comparable, V any] struct {
 	key     K
+	expires time.Duration // since Cache.epoch
+	stored  time.Duration // since Cache.epoch
 	val     V
-	expires time.Time
-	stored  time.Time
 	ref     bool // read since the CLOCK hand last passed
 }
 
@@ -76,6 +85,7 @@ func New[K comparable, V any](capacity int) *Cache[K, V] {
 		seed:   maphash.MakeSeed(),
 		mask:   uint64(n - 1),
 		shards: make([]shard[K, V], n),
+		epoch:  time.Now(),
 	}
 	base, extra := capacity/n, capacity%n
 	for i := range c.shards {
@@ -110,7 +120,7 @@ func (c *Cache[K, V]) Get(key K, now time.Time) (V, bool) {
 		return zero, false
 	}
 	e := &s.slots[i]
-	if !now.Before(e.expires) {
+	if now.Sub(c.epoch) >= e.expires {
 		s.mu.Unlock()
 		var zero V
 		return zero, false
@@ -132,34 +142,51 @@ func (c *Cache[K, V]) Peek(key K) (v V, expires, stored time.Time, ok bool) {
 		return v, expires, stored, false
 	}
 	e := &s.slots[i]
-	return e.val, e.expires, e.stored, true
+	return e.val, c.epoch.Add(e.expires), c.epoch.Add(e.stored), true
 }
 
 // Set stores v for key, stored at now and valid until expires. If the key's
 // shard is full, an expired or not recently read entry is evicted.
 func (c *Cache[K, V]) Set(key K, v V, now, expires time.Time) {
+	e := entry[K, V]{key: key, val: v, expires: expires.Sub(c.epoch), stored: now.Sub(c.epoch)}
+	at := e.stored
 	s := c.shardFor(key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if i, ok := s.index[key]; ok {
-		s.slots[i] = entry[K, V]{key: key, val: v, expires: expires, stored: now, ref: true}
+		e.ref = true
+		s.slots[i] = e
 		return
 	}
 	if len(s.slots) < s.cap {
+		if len(s.slots) == cap(s.slots) {
+			s.grow()
+		}
 		s.index[key] = len(s.slots)
-		s.slots = append(s.slots, entry[K, V]{key: key, val: v, expires: expires, stored: now})
+		s.slots = append(s.slots, e)
 		return
 	}
-	i := s.victim(now)
+	i := s.victim(at)
 	delete(s.index, s.slots[i].key)
-	s.slots[i] = entry[K, V]{key: key, val: v, expires: expires, stored: now}
+	s.slots[i] = e
 	s.index[key] = i
+}
+
+// grow doubles the slots' capacity, but never past the shard's capacity:
+// append's own growth would round a full shard up to the next power of two
+// and leave up to half of that memory unused for good.
+func (s *shard[K, V]) grow() {
+	n := min(max(2*cap(s.slots), 8), s.cap)
+	slots := make([]entry[K, V], len(s.slots), n)
+	copy(slots, s.slots)
+	s.slots = slots
 }
 
 // victim runs the CLOCK hand until it finds an entry to replace. It stops
 // within two sweeps: the first clears every reference bit it passes.
-// The caller holds s.mu and the shard is full (len(slots) == cap >= 1).
-func (s *shard[K, V]) victim(now time.Time) int {
+// now is an offset from the cache's epoch. The caller holds s.mu and the
+// shard is full (len(slots) == cap >= 1).
+func (s *shard[K, V]) victim(now time.Duration) int {
 	for {
 		if s.hand >= len(s.slots) {
 			s.hand = 0
@@ -167,7 +194,7 @@ func (s *shard[K, V]) victim(now time.Time) int {
 		i := s.hand
 		s.hand++
 		e := &s.slots[i]
-		if !e.ref || !now.Before(e.expires) {
+		if !e.ref || now >= e.expires {
 			return i
 		}
 		e.ref = false

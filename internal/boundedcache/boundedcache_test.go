@@ -159,6 +159,44 @@ func TestShardCapacitiesSumToCapacity(t *testing.T) {
 	}
 }
 
+// TestSlotsNeverOutgrowShard: a shard's slots are allocated up to its
+// capacity and no further, so a full cache holds no unused slot memory.
+func TestSlotsNeverOutgrowShard(t *testing.T) {
+	for _, capacity := range []int{1, 7, 100, 10_000, 100_003} {
+		c := New[int, int](capacity)
+		for i := range 3 * capacity {
+			c.Set(i, i, t0, t0.Add(time.Hour))
+		}
+		slots := 0
+		for i := range c.shards {
+			s := &c.shards[i]
+			if cap(s.slots) > s.cap {
+				t.Fatalf("capacity %d: shard %d has %d slots allocated for a capacity of %d", capacity, i, cap(s.slots), s.cap)
+			}
+			slots += cap(s.slots)
+		}
+		if slots != capacity {
+			t.Fatalf("capacity %d: %d slots allocated when full", capacity, slots)
+		}
+	}
+}
+
+// TestExtremeTimes: expiry times far from the cache's creation, either way,
+// neither overflow nor wrap around.
+func TestExtremeTimes(t *testing.T) {
+	c := New[string, int](10)
+	far := time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)
+	c.Set("forever", 1, t0, far)
+	if _, ok := c.Get("forever", t0.Add(100*365*24*time.Hour)); !ok {
+		t.Fatal("an entry valid until year 9999 expired within a century")
+	}
+	past := time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC)
+	c.Set("never", 1, t0, past)
+	if _, ok := c.Get("never", t0); ok {
+		t.Fatal("an entry that expired in year 1 is served")
+	}
+}
+
 func TestEvictionPrefersExpired(t *testing.T) {
 	// capacity below minPerShard gives one shard, so eviction is observable.
 	c := New[string, int](4)
