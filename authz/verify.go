@@ -6,6 +6,7 @@ import (
 	"math"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/golang-jwt/jwt/v5"
 )
@@ -18,26 +19,30 @@ var (
 	denyInvalidTokenType = unauthorized(ReasonInvalidTokenType, ChallengeInvalidToken, "Invalid token type.")
 )
 
-// numericDate is a time claim, floored to whole seconds as PyJWT's int() does.
-type numericDate struct {
-	set bool
-	sec int64
-}
+// numericDate is a time claim in whole seconds, floored as PyJWT's int()
+// does, or noDate when the token does not carry it. Claims are clamped to
+// ±maxClaimSeconds, so noDate is never a claim's value.
+type numericDate int64
+
+const noDate numericDate = math.MinInt64
+
+func (d numericDate) set() bool { return d != noDate }
 
 // claims is what gatehouse keeps of a verified token. It is immutable once
 // built, so the verified-token cache can share it between goroutines.
+// It is kept small (80 bytes, plus the user id when normalising made a new
+// one) because the cache holds one per distinct token.
 type claims struct {
 	// userID is the user_id claim, normalised when the directory uses UUIDs;
 	// userIDOK is false when it is not a valid id of the configured format.
 	userID   string
-	userIDOK bool
 	clientID string
-	// scopes is the scope claim split into words; scope is them joined by
-	// single spaces (the x-auth-scope header value).
-	scopes []string
-	scope  string
+	// scope is the scope claim's words joined by single spaces: the
+	// x-auth-scope header value, and what hasScope searches.
+	scope string
 
 	iat, nbf, exp numericDate
+	userIDOK      bool
 }
 
 // verifier checks tokens with PyJWT's semantics, as Meet runs them
@@ -127,7 +132,7 @@ func (v *verifier) validate(mc jwt.MapClaims, now time.Time) (*claims, *Decision
 	if c.exp, ok = numericClaim(mc, "exp"); !ok {
 		return nil, &denyInvalidToken
 	}
-	if v.cfg.RequireExp && !c.exp.set {
+	if v.cfg.RequireExp && !c.exp.set() {
 		return nil, &denyInvalidToken
 	}
 	if d := v.checkTimes(c, now); d != nil {
@@ -175,8 +180,7 @@ func (v *verifier) validate(mc jwt.MapClaims, now time.Time) (*claims, *Decision
 			c.userID = rawUserID
 		}
 	}
-	c.scopes = scopeClaim(mc["scope"])
-	c.scope = strings.Join(c.scopes, " ")
+	c.scope = scopeClaim(mc["scope"])
 	if !HeaderSafe(c.scope) {
 		return nil, &denyInvalidClaims
 	}
@@ -190,13 +194,13 @@ func (v *verifier) validate(mc jwt.MapClaims, now time.Time) (*claims, *Decision
 func (v *verifier) checkTimes(c *claims, now time.Time) *Decision {
 	t := float64(now.UnixNano()) / 1e9
 	leeway := v.cfg.Leeway.Seconds()
-	if c.iat.set && float64(c.iat.sec) > t+leeway {
+	if c.iat.set() && float64(c.iat) > t+leeway {
 		return &denyInvalidToken
 	}
-	if c.nbf.set && float64(c.nbf.sec) > t+leeway {
+	if c.nbf.set() && float64(c.nbf) > t+leeway {
 		return &denyInvalidToken
 	}
-	if c.exp.set && float64(c.exp.sec) <= t-leeway {
+	if c.exp.set() && float64(c.exp) <= t-leeway {
 		return &denyTokenExpired
 	}
 	return nil
@@ -264,52 +268,85 @@ const maxClaimSeconds = 1 << 53
 func numericClaim(mc jwt.MapClaims, name string) (numericDate, bool) {
 	val, present := mc[name]
 	if !present {
-		return numericDate{}, true
+		return noDate, true
 	}
 	n, isNum := val.(json.Number)
 	if !isNum {
-		return numericDate{}, false
+		return noDate, false
 	}
 	if i, err := n.Int64(); err == nil {
-		return numericDate{set: true, sec: clampSeconds(float64(i))}, true
+		return clampSeconds(float64(i)), true
 	}
 	f, err := n.Float64()
 	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
-		return numericDate{}, false
+		return noDate, false
 	}
-	return numericDate{set: true, sec: clampSeconds(math.Floor(f))}, true
+	return clampSeconds(math.Floor(f)), true
 }
 
-func clampSeconds(f float64) int64 {
+func clampSeconds(f float64) numericDate {
 	switch {
 	case f > maxClaimSeconds:
 		return maxClaimSeconds
 	case f < -maxClaimSeconds:
 		return -maxClaimSeconds
 	default:
-		return int64(f)
+		return numericDate(f)
 	}
 }
 
-// scopeClaim reads the scope claim: a space-separated string or a JSON list
-// of strings. Any other shape grants nothing.
-func scopeClaim(v any) []string {
+// scopeClaim reads the scope claim, a space-separated string or a JSON list
+// of strings, as its words joined by single spaces. Either form gives the
+// same words: a list element holding several words (not a valid OAuth scope
+// token, RFC 6749 §3.3) counts as those words, as the x-auth-scope header
+// will present it upstream. Any other shape grants nothing ("").
+func scopeClaim(v any) string {
 	switch s := v.(type) {
 	case string:
-		return strings.Fields(s)
+		if isJoinedWords(s) {
+			return s // the usual case: keep the decoded string, copy nothing
+		}
+		return strings.Join(strings.Fields(s), " ")
 	case []any:
-		out := make([]string, 0, len(s))
+		var words []string
 		for _, e := range s {
 			str, isStr := e.(string)
 			if !isStr {
-				return nil
+				return ""
 			}
-			if str != "" {
-				out = append(out, str)
-			}
+			words = append(words, strings.Fields(str)...)
 		}
-		return out
+		return strings.Join(words, " ")
 	default:
-		return nil
+		return ""
 	}
+}
+
+// isJoinedWords reports whether s is already what strings.Fields and a join
+// on single spaces would make of it: ASCII, no whitespace but single spaces
+// between words, none at either end. Non-ASCII text takes the slow path,
+// because strings.Fields also splits on Unicode spaces.
+func isJoinedWords(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c >= utf8.RuneSelf, c == '\t', c == '\n', c == '\v', c == '\f', c == '\r':
+			return false
+		case c == ' ' && (i == 0 || i == len(s)-1 || s[i-1] == ' '):
+			return false
+		}
+	}
+	return true
+}
+
+// hasScope reports whether want is one of the words of scope (a scopeClaim
+// result). It allocates nothing.
+func hasScope(scope, want string) bool {
+	for scope != "" {
+		var word string
+		word, scope, _ = strings.Cut(scope, " ")
+		if word == want {
+			return true
+		}
+	}
+	return false
 }

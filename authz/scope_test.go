@@ -1,0 +1,88 @@
+package authz
+
+import (
+	"strings"
+	"testing"
+	"unsafe"
+)
+
+// TestScopeClaim: the scope claim becomes its words joined by single spaces,
+// whichever form it takes, and a string already in that form is kept as is.
+func TestScopeClaim(t *testing.T) {
+	for _, tc := range []struct {
+		claim any
+		want  string
+	}{
+		{nil, ""},
+		{"", ""},
+		{"   ", ""},
+		{"rooms:list", "rooms:list"},
+		{"rooms:list rooms:create", "rooms:list rooms:create"},
+		{" rooms:list", "rooms:list"},
+		{"rooms:list ", "rooms:list"},
+		{"rooms:list  rooms:create", "rooms:list rooms:create"},
+		{"rooms:list\trooms:create\r\n", "rooms:list rooms:create"},
+		{"rooms:list\u00a0rooms:create", "rooms:list rooms:create"}, // Unicode space, as Python's str.split()
+		{"salle:liste é", "salle:liste é"},
+		{[]any{}, ""},
+		{[]any{"rooms:list", "rooms:create"}, "rooms:list rooms:create"},
+		{[]any{"rooms:list", "", " rooms:create  admin"}, "rooms:list rooms:create admin"},
+		{[]any{"rooms:list", 7}, ""},
+		{42, ""},
+		{map[string]any{"rooms:list": true}, ""},
+	} {
+		if got := scopeClaim(tc.claim); got != tc.want {
+			t.Errorf("scopeClaim(%#v) = %q, want %q", tc.claim, got, tc.want)
+		}
+	}
+	// The fast path returns the decoded string itself, not a copy.
+	in := "rooms:list rooms:create"
+	if got := scopeClaim(in); unsafe.StringData(got) != unsafe.StringData(in) {
+		t.Error("scopeClaim copied a string that was already normalised")
+	}
+}
+
+// FuzzScopeClaim: the fast path agrees with strings.Fields on any input.
+func FuzzScopeClaim(f *testing.F) {
+	for _, s := range []string{"", "a", "a b", " a", "a  b", "a\tb", "a\u2003b", "\x85", "é é"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if got, want := scopeClaim(s), strings.Join(strings.Fields(s), " "); got != want {
+			t.Fatalf("scopeClaim(%q) = %q, want %q", s, got, want)
+		}
+	})
+}
+
+func TestHasScope(t *testing.T) {
+	const scope = "rooms:list rooms:create admin"
+	for want, has := range map[string]bool{
+		"rooms:list":              true,
+		"rooms:create":            true,
+		"admin":                   true,
+		"rooms":                   false,
+		"rooms:lis":               false,
+		"ooms:list":               false,
+		"Admin":                   false,
+		"rooms:list rooms:create": false, // one scope, never a run of them
+	} {
+		if got := hasScope(scope, want); got != has {
+			t.Errorf("hasScope(%q, %q) = %v, want %v", scope, want, got, has)
+		}
+	}
+	if hasScope("", "rooms:list") {
+		t.Error("an empty scope grants rooms:list")
+	}
+	if n := testing.AllocsPerRun(100, func() { hasScope(scope, "admin") }); n != 0 {
+		t.Errorf("hasScope allocates %v times", n)
+	}
+}
+
+// TestClaimsSize guards the verified-token cache's memory: it holds one
+// claims per distinct token, and 80 bytes is the allocator's size class the
+// struct fits today.
+func TestClaimsSize(t *testing.T) {
+	if n := unsafe.Sizeof(claims{}); n > 80 {
+		t.Fatalf("claims is %d bytes, over the 80-byte size class; keep the cache's per-token cost down", n)
+	}
+}
