@@ -213,6 +213,14 @@ func (c ClientConfig) tlsConfig(on bool, host string) (*tls.Config, error) {
 	return cfg, nil
 }
 
+// connBufferSize sizes each pooled connection's read and write buffers.
+// A lookup is one HGET with a reply of a few bytes; go-redis's 32 KiB default
+// would hold 64 KiB per connection (over 1 MiB for a pool of 20) to carry
+// them. A longer reply is still read whole, only in more than one read.
+// Pipelines (imports, invalidation batches) keep their own pool and larger
+// buffers.
+const connBufferSize = 4 << 10
+
 // NewUniversalClient builds the client c describes. Every client honours
 // context deadlines (ContextTimeoutEnabled), so Options.Timeout and the
 // request's deadline bound every call. Errors never contain a password.
@@ -244,9 +252,19 @@ func NewUniversalClient(c ClientConfig) (redis.UniversalClient, Mode, error) {
 			opt.TLSConfig = tc
 		}
 		opt.ContextTimeoutEnabled = true
+		if opt.ReadBufferSize == 0 {
+			opt.ReadBufferSize = connBufferSize
+		}
+		if opt.WriteBufferSize == 0 {
+			opt.WriteBufferSize = connBufferSize
+		}
 		return redis.NewClient(opt), mode, nil
 	default:
-		uo := &redis.UniversalOptions{ContextTimeoutEnabled: true}
+		uo := &redis.UniversalOptions{
+			ContextTimeoutEnabled: true,
+			ReadBufferSize:        connBufferSize,
+			WriteBufferSize:       connBufferSize,
+		}
 		useTLS := false
 		if c.URL != "" {
 			m, err := parseMultiURL(c.URL)

@@ -85,6 +85,28 @@ func TestStandaloneURL(t *testing.T) {
 	exercise(t, client)
 }
 
+// TestRepliesLargerThanConnBuffer: connections carry small buffers
+// (connBufferSize); a reply or a command many times larger still goes
+// through whole.
+func TestRepliesLargerThanConnBuffer(t *testing.T) {
+	big := strings.Repeat("0123456789abcdef", 16*connBufferSize/16) // 16 buffers
+	srv := redistest.Start(t)
+	client, _, err := NewUniversalClient(ClientConfig{URL: srv.URL()})
+	if err != nil {
+		t.Fatalf("NewUniversalClient: %v", err)
+	}
+	t.Cleanup(func() { client.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := client.HSet(ctx, "big", "v", big).Err(); err != nil {
+		t.Fatalf("HSET of %d bytes: %v", len(big), err)
+	}
+	got, err := client.HGet(ctx, "big", "v").Result()
+	if err != nil || got != big {
+		t.Fatalf("HGET of %d bytes returned %d bytes, err %v", len(big), len(got), err)
+	}
+}
+
 func TestSentinel(t *testing.T) {
 	master := redistest.Start(t)
 	sentinel := redistest.StartSentinel(t, master)
