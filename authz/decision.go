@@ -2,6 +2,7 @@ package authz
 
 import (
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
@@ -124,6 +125,21 @@ type Decision struct {
 
 // Allowed reports whether the request may pass. Only an explicit Allow does.
 func (d *Decision) Allowed() bool { return d.Result == Allow }
+
+// LogLevel is the level of d's log line: Debug for an allow (the bulk of the
+// traffic, and the upstream logs it anyway), Info for a deny (so that the
+// decision id a refused client got leads to a line), Warn when gatehouse
+// could not decide.
+func (d *Decision) LogLevel() slog.Level {
+	switch d.Result {
+	case Allow:
+		return slog.LevelDebug
+	case Deny:
+		return slog.LevelInfo
+	default:
+		return slog.LevelWarn
+	}
+}
 
 // Body returns the JSON body of a deny: {"detail":"<message>"}.
 func (d *Decision) Body() []byte {

@@ -2,6 +2,7 @@ package extauthz
 
 import (
 	"context"
+	"github.com/gatehouse-authz/gatehouse/internal/logbudget"
 	"log/slog"
 	"strings"
 
@@ -35,11 +36,16 @@ type Options struct {
 	// sent upstream on allow ("" selects the defaults x-auth-user-id,
 	// x-auth-client-id, x-auth-scope). Names are lower-cased.
 	UserIDHeader, ClientIDHeader, ScopeHeader string
-	// Logger receives one Debug line per decision (nil discards). Lines carry
-	// result, reason, status, method, path without query, user and client
-	// ids, the request id and the decision id; never the token or the
-	// Authorization header.
+	// Logger receives one line per decision (nil discards), at the
+	// decision's level (authz.Decision.LogLevel): allows at Debug, denies at
+	// Info, 503s at Warn. Lines carry result, reason, status, method, path
+	// without query, user and client ids, the request id and the decision
+	// id; never the token or the Authorization header.
 	Logger *slog.Logger
+	// LogLinesPerSecond caps the decision lines written per second when the
+	// Logger is not at Debug (0: logbudget.DefaultPerSecond; negative: none),
+	// so that a flood of bad tokens costs a few lines and a count.
+	LogLinesPerSecond int
 }
 
 // Server implements envoy.service.auth.v3.Authorization. It is safe for
@@ -51,6 +57,7 @@ type Server struct {
 	realm   string
 	headers identityHeaders
 	log     *slog.Logger
+	logs    *logbudget.Budget
 }
 
 // New returns a Server that asks d for decisions.
@@ -67,7 +74,8 @@ func New(d Decider, opts Options) *Server {
 			client: headerName(opts.ClientIDHeader, DefaultClientIDHeader),
 			scope:  headerName(opts.ScopeHeader, DefaultScopeHeader),
 		},
-		log: log,
+		log:  log,
+		logs: logbudget.New(opts.LogLinesPerSecond),
 	}
 }
 
@@ -121,8 +129,8 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.C
 		resp = denyCheckResponse(&d, s.realm)
 	}
 
-	if s.log.Enabled(ctx, slog.LevelDebug) {
-		s.logDecision(ctx, req, &r, &d)
+	if level := d.LogLevel(); s.logs.Enabled(ctx, s.log, level) {
+		s.logDecision(ctx, level, req, &r, &d)
 	}
 	return resp, nil
 }
@@ -139,11 +147,11 @@ func (s *Server) decide(ctx context.Context, r *authz.Request) (d authz.Decision
 	return s.decider.Decide(ctx, r)
 }
 
-// logDecision writes the one Debug line of a decision. It is only called when
-// Debug is enabled, so that the attributes cost nothing otherwise.
-func (s *Server) logDecision(ctx context.Context, req *authv3.CheckRequest, r *authz.Request, d *authz.Decision) {
+// logDecision writes the one line of a decision. It is only called when the
+// line is to be written, so that the attributes cost nothing otherwise.
+func (s *Server) logDecision(ctx context.Context, level slog.Level, req *authv3.CheckRequest, r *authz.Request, d *authz.Decision) {
 	http := req.GetAttributes().GetRequest().GetHttp()
-	s.log.LogAttrs(ctx, slog.LevelDebug, "ext_authz decision",
+	s.log.LogAttrs(ctx, level, "ext_authz decision",
 		slog.String("result", d.Result.String()),
 		slog.String("reason", string(d.Reason)),
 		slog.Int("status", d.Status),

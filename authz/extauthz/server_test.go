@@ -3,6 +3,8 @@ package extauthz
 import (
 	"context"
 	"errors"
+	"github.com/gatehouse-authz/gatehouse/internal/logtest"
+	"log/slog"
 	"net/http"
 	"slices"
 	"strings"
@@ -585,8 +587,8 @@ func TestCheckDeadline(t *testing.T) {
 	}
 }
 
-// TestCheckLogging: one Debug line per decision with the documented fields,
-// and nothing secret.
+// TestCheckLogging: one line per decision with the documented fields, at
+// the decision's level, and nothing secret.
 func TestCheckLogging(t *testing.T) {
 	var logs logBuffer
 	srv := New(newAuthorizer(t, newFakeDir()), Options{Logger: newTestLogger(&logs)})
@@ -625,8 +627,48 @@ func TestCheckLogging(t *testing.T) {
 		}
 	}
 	if lines[1]["result"] != "deny" || lines[1]["reason"] != "invalid_token" || lines[1]["status"] != float64(401) ||
-		lines[1]["path"] != "/orders.v1.Orders/List" || lines[1]["request_id"] != "" {
+		lines[1]["path"] != "/orders.v1.Orders/List" || lines[1]["request_id"] != "" || lines[1]["level"] != "INFO" {
 		t.Errorf("deny line = %v", lines[1])
+	}
+}
+
+// TestCheckLoggingAtInfo: at Info, as in production, an allow is not logged,
+// a deny is at INFO with its decision id, a directory failure at WARN, and a
+// flood of denies writes at most the per-second budget of lines (twice it
+// if the burst spans a second).
+func TestCheckLoggingAtInfo(t *testing.T) {
+	var logs logBuffer
+	dir := newFakeDir()
+	srv := New(withID(newAuthorizer(t, dir)), Options{Logger: logtest.NewLoggerAt(&logs, slog.LevelInfo), LogLinesPerSecond: 3})
+	req := loadFixture(t, "front_envoy_http1_get.json")
+	setAuthorization(req, "Bearer "+signToken(t, nil))
+	mustCheck(t, srv, req)
+	if logs.String() != "" {
+		t.Fatalf("an allow was logged at Info: %s", logs.String())
+	}
+
+	dir.err = errors.New("redis: connection refused")
+	mustCheck(t, srv, req)
+	setAuthorization(req, "Bearer forged")
+	for range 50 {
+		mustCheck(t, srv, req)
+	}
+	lines := logs.Lines(t)
+	if len(lines) == 0 || lines[0]["level"] != "WARN" || lines[0]["status"] != float64(503) {
+		t.Fatalf("first line %v, want the 503 at WARN", lines)
+	}
+	denies := 0
+	for _, l := range lines[1:] {
+		if l["msg"] != "ext_authz decision" {
+			continue
+		}
+		denies++
+		if l["level"] != "INFO" || l["reason"] != "invalid_token" || l["decision_id"] == "" {
+			t.Errorf("deny line %v", l)
+		}
+	}
+	if denies < 2 || denies > 6 {
+		t.Fatalf("51 decisions with a budget of 3 lines a second wrote %d deny lines:\n%s", denies, logs.String())
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/gatehouse-authz/gatehouse/internal/logbudget"
 	"log/slog"
 	"net/http"
 	"net/textproto"
@@ -39,11 +40,17 @@ type Options struct {
 	// response headers ("" selects X-Auth-User-Id, X-Auth-Client-Id,
 	// X-Auth-Scope). New panics on a name that is not an HTTP token.
 	UserIDHeader, ClientIDHeader, ScopeHeader string
-	// Logger receives one Debug line per decision (nil discards). Lines carry
-	// mode, result, reason, status, method, path without query, user and
-	// client ids, the request id and the decision id; never the token, the
-	// Authorization header or the query string.
+	// Logger receives one line per decision (nil discards), at the
+	// decision's level (authz.Decision.LogLevel): allows at Debug, denies at
+	// Info, 503s at Warn. Lines carry mode, result, reason, status, method,
+	// path without query, user and client ids, the request id and the
+	// decision id; never the token, the Authorization header or the query
+	// string.
 	Logger *slog.Logger
+	// LogLinesPerSecond caps the decision lines written per second when the
+	// Logger is not at Debug (0: logbudget.DefaultPerSecond; negative: none),
+	// so that a flood of bad tokens costs a few lines and a count.
+	LogLinesPerSecond int
 	// Timeout bounds one decision, directory lookups included: past it the
 	// answer is 503 with Retry-After, which every example proxy turns into
 	// an error (0 selects DefaultTimeout, 1s; negative: only the check
@@ -79,6 +86,7 @@ type handler struct {
 	realm   string
 	timeout time.Duration
 	log     *slog.Logger
+	logs    *logbudget.Budget
 	// names are the canonical identity header names: user, client, scope.
 	names [3]string
 	// remove holds, for each set of absent identity values (bit i: names[i]
@@ -107,6 +115,7 @@ func New(d Decider, opts Options) http.Handler {
 		realm:      opts.Realm,
 		timeout:    opts.Timeout,
 		log:        opts.Logger,
+		logs:       logbudget.New(opts.LogLinesPerSecond),
 		jsonType:   []string{contentTypeJSON},
 		zeroLength: []string{"0"},
 	}
@@ -215,8 +224,8 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.writeDeny(w, r, &d)
 	}
 
-	if h.log.Enabled(r.Context(), slog.LevelDebug) {
-		h.logDecision(r, m, problem, &req, &d)
+	if level := d.LogLevel(); h.logs.Enabled(r.Context(), h.log, level) {
+		h.logDecision(r, level, m, problem, &req, &d)
 	}
 }
 
@@ -332,9 +341,9 @@ func replaced(by authz.Decision, old *authz.Decision) authz.Decision {
 	return by
 }
 
-// logDecision writes the one Debug line of a check. It is only called when
-// Debug is enabled, so that the attributes cost nothing otherwise.
-func (h *handler) logDecision(r *http.Request, m mode, problem string, req *authz.Request, d *authz.Decision) {
+// logDecision writes the one line of a check. It is only called when the line
+// is to be written, so that the attributes cost nothing otherwise.
+func (h *handler) logDecision(r *http.Request, level slog.Level, m mode, problem string, req *authz.Request, d *authz.Decision) {
 	attrs := make([]slog.Attr, 0, 12)
 	attrs = append(attrs,
 		slog.String("mode", m.String()),
@@ -356,7 +365,7 @@ func (h *handler) logDecision(r *http.Request, m mode, problem string, req *auth
 			slog.String("check_path", pathWithoutQuery(r.RequestURI)),
 		)
 	}
-	h.log.LogAttrs(r.Context(), slog.LevelDebug, "forward-auth decision", attrs...)
+	h.log.LogAttrs(r.Context(), level, "forward-auth decision", attrs...)
 }
 
 // logPanic logs a recovered panic without request data: runtime errors carry

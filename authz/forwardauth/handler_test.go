@@ -2,6 +2,7 @@ package forwardauth
 
 import (
 	"context"
+	"github.com/gatehouse-authz/gatehouse/internal/logtest"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -426,8 +427,9 @@ func TestBadRealmFallsBack(t *testing.T) {
 	}
 }
 
-// TestDecisionLog: one Debug line per check with the documented fields,
-// never the token, the Authorization header or the query string.
+// TestDecisionLog: one line per check with the documented fields, at the
+// decision's level, never the token, the Authorization header or the query
+// string.
 func TestDecisionLog(t *testing.T) {
 	token := signToken(t, nil)
 	var logs logBuffer
@@ -444,8 +446,8 @@ func TestDecisionLog(t *testing.T) {
 		{"mode": "http_service", "result": "allow", "reason": "allowed", "status": 200.0, "method": "GET", "path": roomsPath,
 			"user_id": testUserID, "client_id": testClientID, "request_id": "req-1", "level": "DEBUG", "msg": "forward-auth decision"},
 		{"mode": "x-original", "result": "deny", "reason": "missing_scope", "status": 403.0, "method": "POST", "path": roomsPath,
-			"user_id": testUserID, "client_id": testClientID},
-		{"mode": "none", "result": "deny", "reason": "bad_request", "status": 403.0, "problem": problemOutsidePrefix, "check_path": "/elsewhere"},
+			"user_id": testUserID, "client_id": testClientID, "level": "INFO"},
+		{"mode": "none", "result": "deny", "reason": "bad_request", "status": 403.0, "problem": problemOutsidePrefix, "check_path": "/elsewhere", "level": "INFO"},
 	}
 	for i, w := range want {
 		for k, v := range w {
@@ -460,12 +462,43 @@ func TestDecisionLog(t *testing.T) {
 		}
 	}
 
-	// No Debug: nothing logged, nothing computed.
-	var quiet logBuffer
-	h = New(newAuthorizer(t, testDirectory()), Options{Logger: slog.New(slog.NewJSONHandler(&quiet, nil))})
+	// At Info, as in production: allows are not logged, denies are.
+	var info logBuffer
+	h = New(newAuthorizer(t, testDirectory()), Options{Logger: logtest.NewLoggerAt(&info, slog.LevelInfo)})
 	check(h, "GET", "/check"+roomsPath, bearer(token))
-	if quiet.String() != "" {
-		t.Errorf("Info logger got %s", quiet.String())
+	if info.String() != "" {
+		t.Errorf("an allow was logged at Info: %s", info.String())
+	}
+	check(h, "GET", "/check"+roomsPath, bearer("forged"))
+	if lines := info.Lines(t); len(lines) != 1 || lines[0]["level"] != "INFO" || lines[0]["reason"] != "invalid_token" {
+		t.Errorf("a deny at Info logged %s", info.String())
+	}
+}
+
+// TestDecisionLogBudget: below Debug, a flood of denies writes at most the
+// per-second budget of lines (twice it if the burst spans a second), and
+// a negative budget none.
+func TestDecisionLogBudget(t *testing.T) {
+	var logs logBuffer
+	h := New(newAuthorizer(t, testDirectory()), Options{Logger: logtest.NewLoggerAt(&logs, slog.LevelInfo), LogLinesPerSecond: 2})
+	for range 50 {
+		check(h, "GET", "/check"+roomsPath, bearer("forged"))
+	}
+	denies := 0
+	for _, l := range logs.Lines(t) {
+		if l["msg"] == "forward-auth decision" {
+			denies++
+		}
+	}
+	if denies < 2 || denies > 4 {
+		t.Fatalf("50 denies with a budget of 2 lines a second wrote %d lines:\n%s", denies, logs.String())
+	}
+
+	var none logBuffer
+	h = New(newAuthorizer(t, testDirectory()), Options{Logger: logtest.NewLoggerAt(&none, slog.LevelInfo), LogLinesPerSecond: -1})
+	check(h, "GET", "/check"+roomsPath, bearer("forged"))
+	if none.String() != "" {
+		t.Errorf("a negative budget logged %s", none.String())
 	}
 }
 

@@ -54,3 +54,9 @@ func (b *Buffer) Lines(tb testing.TB) []map[string]any {
 func NewLogger(b *Buffer) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
+
+// NewLoggerAt returns a JSON logger at level writing to b: what a server
+// logs in production (Info) is not what a Debug logger sees.
+func NewLoggerAt(b *Buffer, level slog.Level) *slog.Logger {
+	return slog.New(slog.NewJSONHandler(b, &slog.HandlerOptions{Level: level}))
+}
