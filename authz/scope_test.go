@@ -86,3 +86,24 @@ func TestClaimsSize(t *testing.T) {
 		t.Fatalf("claims is %d bytes, over the 80-byte size class; keep the cache's per-token cost down", n)
 	}
 }
+
+// TestClaimsInterned: cached tokens of one application share its client_id
+// and scope strings instead of holding a copy each.
+func TestClaimsInterned(t *testing.T) {
+	f := newFixture(t, nil)
+	first, deny := f.a.claims(sign(t, with(meetClaims(), "jti", "1")))
+	if deny != nil {
+		t.Fatalf("first token refused: %v", deny.Reason)
+	}
+	second, deny := f.a.claims(sign(t, with(meetClaims(), "jti", "2")))
+	if deny != nil {
+		t.Fatalf("second token refused: %v", deny.Reason)
+	}
+	if first == second {
+		t.Fatal("two tokens share one claims value")
+	}
+	if unsafe.StringData(first.clientID) != unsafe.StringData(second.clientID) ||
+		unsafe.StringData(first.scope) != unsafe.StringData(second.scope) {
+		t.Error("two tokens of one application hold separate client_id or scope strings")
+	}
+}

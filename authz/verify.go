@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+	"unique"
 
 	"github.com/golang-jwt/jwt/v5"
 )
@@ -184,6 +185,13 @@ func (v *verifier) validate(mc jwt.MapClaims, now time.Time) (*claims, *Decision
 	if !HeaderSafe(c.scope) {
 		return nil, &denyInvalidClaims
 	}
+	// A deployment has a handful of applications and scope sets but
+	// thousands of cached tokens: interning makes every cached token of one
+	// application share its client_id and scope strings. Only verified
+	// tokens get here, so a client cannot grow the intern table, and its
+	// entries go when no cached token refers to them.
+	c.clientID = unique.Make(c.clientID).Value()
+	c.scope = unique.Make(c.scope).Value()
 	return c, nil
 }
 

@@ -172,11 +172,13 @@ func (c *Cache[K, V]) Set(key K, v V, now, expires time.Time) {
 	s.index[key] = i
 }
 
-// grow doubles the slots' capacity, but never past the shard's capacity:
-// append's own growth would round a full shard up to the next power of two
-// and leave up to half of that memory unused for good.
+// grow adds a quarter to the slots' capacity, never going past the
+// shard's: append's doubling would leave up to half of a shard's slot memory
+// unused for good (a shard of a 100 000-entry cache holding 156 entries
+// would have 256 slots). Growing by a quarter wastes at most a fifth, for a
+// few more copies while the cache fills.
 func (s *shard[K, V]) grow() {
-	n := min(max(2*cap(s.slots), 8), s.cap)
+	n := min(max(cap(s.slots)+cap(s.slots)/4, 8), s.cap)
 	slots := make([]entry[K, V], len(s.slots), n)
 	copy(slots, s.slots)
 	s.slots = slots

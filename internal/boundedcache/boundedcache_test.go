@@ -181,6 +181,21 @@ func TestSlotsNeverOutgrowShard(t *testing.T) {
 	}
 }
 
+// TestSlotsGrowByAQuarter: a cache filled to a tenth of its capacity holds
+// at most a quarter more slots than entries in any shard (plus the first 8).
+func TestSlotsGrowByAQuarter(t *testing.T) {
+	c := New[int, int](100_000)
+	for i := range 10_000 {
+		c.Set(i, i, t0, t0.Add(time.Hour))
+	}
+	for i := range c.shards {
+		s := &c.shards[i]
+		if n := len(s.slots); cap(s.slots) > n+n/4+8 {
+			t.Fatalf("shard %d: %d slots allocated for %d entries", i, cap(s.slots), n)
+		}
+	}
+}
+
 // TestExtremeTimes: expiry times far from the cache's creation, either way,
 // neither overflow nor wrap around.
 func TestExtremeTimes(t *testing.T) {
