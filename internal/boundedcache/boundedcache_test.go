@@ -2,6 +2,7 @@ package boundedcache
 
 import (
 	"fmt"
+	"hash/maphash"
 	"runtime"
 	"strconv"
 	"sync"
@@ -126,17 +127,63 @@ func TestBoundWithMillionKeys(t *testing.T) {
 	}
 	t.Logf("heap after 1e6 inserts: %.1f MB", float64(ms.HeapAlloc)/(1<<20))
 	runtime.KeepAlive(c)
-	// Every index entry points at a slot holding that key, and counts agree.
+	checkIndex(t, c)
+}
+
+// checkIndex: every index entry points at a slot holding a key of that hash,
+// in the shard the hash chooses, and counts agree.
+func checkIndex[K comparable, V any](t *testing.T, c *Cache[K, V]) {
+	t.Helper()
 	for i := range c.shards {
 		s := &c.shards[i]
 		if len(s.index) != len(s.slots) || len(s.slots) > s.cap {
 			t.Fatalf("shard %d: index %d, slots %d, cap %d", i, len(s.index), len(s.slots), s.cap)
 		}
-		for k, j := range s.index {
-			if s.slots[j].key != k {
-				t.Fatalf("shard %d: index[%q]=%d holds %q", i, k, j, s.slots[j].key)
+		for h, j := range s.index {
+			if got := c.sum(c.seed, s.slots[j].key); got != h || h&c.mask != uint64(i) {
+				t.Fatalf("shard %d: index[%#x]=%d holds %v, whose hash is %#x", i, h, j, s.slots[j].key, got)
 			}
 		}
+	}
+}
+
+// TestHashCollisions: keys whose hashes collide evict each other and are
+// never answered for one another. The hash is forced to key%7, so most keys
+// collide; the cache is checked against a plain map after every step.
+func TestHashCollisions(t *testing.T) {
+	c := New[int, int](1000)
+	c.sum = func(_ maphash.Seed, k int) uint64 { return uint64(k % 7) }
+	model := map[int]int{} // what was last stored for each key
+	for step := range 5000 {
+		k := (step * 7919) % 101
+		switch step % 5 {
+		case 0, 1, 2:
+			c.Set(k, step, t0, t0.Add(time.Hour))
+			model[k] = step
+		case 3:
+			c.Delete(k)
+			delete(model, k)
+		}
+		for q := range 101 {
+			if v, ok := c.Get(q, t0); ok {
+				if want, stored := model[q]; !stored || v != want {
+					t.Fatalf("step %d: Get(%d) = %d, but it holds %d (stored: %v)", step, q, v, want, stored)
+				}
+			}
+		}
+		checkIndex(t, c)
+	}
+	// With every hash colliding, the cache holds one key per hash value.
+	if n := c.Len(); n > 7 {
+		t.Fatalf("Len = %d with 7 distinct hashes", n)
+	}
+	// The last key stored for a hash is served.
+	c.Set(3, 33, t0, t0.Add(time.Hour))
+	if v, ok := c.Get(3, t0); !ok || v != 33 {
+		t.Fatalf("Get(3) = %d, %v after Set(3, 33)", v, ok)
+	}
+	if _, ok := c.Get(10, t0); ok {
+		t.Fatal("Get(10) hit although 3, with the same hash, was stored after it")
 	}
 }
 
