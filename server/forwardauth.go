@@ -22,6 +22,8 @@ func forwardAuthServer(cfg config.Config, d forwardauth.Decider, logger *slog.Lo
 			ClientIDHeader: cfg.HeaderClientID,
 			ScopeHeader:    cfg.HeaderScope,
 			Logger:         logger,
+			// Below debug, decision lines share a per-second budget.
+			LogLinesPerSecond: zeroMeansNone(cfg.LogRate),
 		}),
 		// Proxies keep connections to an auth service open and send small
 		// requests; the bounds stop slow clients from holding goroutines.

@@ -2,7 +2,11 @@ package server
 
 import (
 	"context"
+	"fmt"
+	"github.com/gatehouse-authz/gatehouse/internal/config"
 	"io"
+	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"strings"
@@ -97,5 +101,60 @@ func TestForwardAuthDisabled(t *testing.T) {
 	defer s.closeAll()
 	if s.HTTPAddr() != nil {
 		t.Fatalf("forward-auth bound on %v with GATEHOUSE_HTTP_ADDR empty", s.HTTPAddr())
+	}
+}
+
+// TestLogRateSetting: at info level, a deny over either listener is logged
+// with its decision id and an allow is not; GATEHOUSE_LOG_RATE=0 silences
+// decision lines on both.
+func TestLogRateSetting(t *testing.T) {
+	for _, rate := range []int{config.Default().LogRate, 0} {
+		t.Run(fmt.Sprintf("rate=%d", rate), func(t *testing.T) {
+			cfg := baseConfig(t)
+			cfg.UsersFile = usersFile(t)
+			cfg.LogLevel = slog.LevelInfo
+			cfg.LogRate = rate
+			r := start(t, cfg, Options{})
+
+			if resp := r.check(t, "Bearer "+token(t, activeUser)); resp.GetStatus().GetCode() != 0 {
+				t.Fatalf("valid token refused: %v", resp.GetStatus())
+			}
+			if resp := r.check(t, "Bearer forged"); resp.GetStatus().GetCode() == 0 {
+				t.Fatal("forged token allowed over gRPC")
+			}
+			client := &http.Client{Timeout: 5 * time.Second}
+			req, err := http.NewRequest("GET", "http://"+r.srv.HTTPAddr().String()+"/check/rooms", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Authorization", "Bearer forged")
+			resp, err := client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusUnauthorized {
+				t.Fatalf("forged token over HTTP: %d", resp.StatusCode)
+			}
+
+			seen := map[string]int{}
+			for _, l := range r.logs.Lines(t) {
+				msg, _ := l["msg"].(string)
+				if !strings.HasSuffix(msg, " decision") {
+					continue
+				}
+				seen[msg]++
+				if l["result"] != "deny" || l["level"] != "INFO" || l["decision_id"] == "" || l["decision_id"] == nil {
+					t.Errorf("decision line at info: %v", l)
+				}
+			}
+			want := map[string]int{"ext_authz decision": 1, "forward-auth decision": 1}
+			if rate == 0 {
+				want = map[string]int{}
+			}
+			if !maps.Equal(seen, want) {
+				t.Fatalf("decision lines %v, want %v:\n%s", seen, want, r.logs.String())
+			}
+		})
 	}
 }

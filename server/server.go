@@ -173,7 +173,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Optio
 		Policy:            policy,
 		UserIDFormat:      cfg.IDFormat(),
 		CheckApplications: cfg.CheckApplications,
-		TokenCacheSize:    tokenCacheSize(cfg.TokenCacheSize),
+		TokenCacheSize:    zeroMeansNone(cfg.TokenCacheSize),
 		Now:               opts.Now,
 	})
 	if err != nil {
@@ -204,6 +204,8 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Optio
 		ClientIDHeader: cfg.HeaderClientID,
 		ScopeHeader:    cfg.HeaderScope,
 		Logger:         logger,
+		// Below debug, decision lines share a per-second budget.
+		LogLinesPerSecond: zeroMeansNone(cfg.LogRate),
 	}).Register(s.grpc)
 	s.health = health.NewServer()
 	// NOT_SERVING until Serve runs: a health check that reaches a server
@@ -244,9 +246,10 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Optio
 	return s, nil
 }
 
-// tokenCacheSize maps the setting (0: no cache) to authz's option (0:
-// default, negative: none).
-func tokenCacheSize(n int) int {
+// zeroMeansNone maps a setting where 0 means none (GATEHOUSE_TOKEN_CACHE_SIZE,
+// GATEHOUSE_LOG_RATE) to an option where 0 selects the default and a
+// negative value means none.
+func zeroMeansNone(n int) int {
 	if n <= 0 {
 		return -1
 	}

@@ -88,7 +88,8 @@ type running struct {
 func start(t *testing.T, cfg config.Config, opts Options) *running {
 	t.Helper()
 	logs := &syncBuffer{}
-	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	// At the configured level, as cmd/gatehouse builds it (baseConfig: debug).
+	logger := logtest.NewLoggerAt(logs, cfg.LogLevel)
 	ctx, cancel := context.WithCancel(context.Background())
 	srv, err := New(ctx, cfg, logger, opts)
 	if err != nil {
@@ -719,8 +720,8 @@ func TestServeTwice(t *testing.T) {
 // TestTokenCacheSizeSetting: GATEHOUSE_TOKEN_CACHE_SIZE=0 turns the
 // verified-token cache off, and decisions are the same either way.
 func TestTokenCacheSizeSetting(t *testing.T) {
-	if tokenCacheSize(0) >= 0 || tokenCacheSize(-5) >= 0 || tokenCacheSize(7) != 7 {
-		t.Fatalf("tokenCacheSize maps 0/-5/7 to %d/%d/%d, want none/none/7", tokenCacheSize(0), tokenCacheSize(-5), tokenCacheSize(7))
+	if zeroMeansNone(0) >= 0 || zeroMeansNone(-5) >= 0 || zeroMeansNone(7) != 7 {
+		t.Fatalf("zeroMeansNone maps 0/-5/7 to %d/%d/%d, want none/none/7", zeroMeansNone(0), zeroMeansNone(-5), zeroMeansNone(7))
 	}
 	cfg := baseConfig(t)
 	cfg.UsersFile = usersFile(t)

@@ -22,6 +22,7 @@ import (
 
 	"github.com/gatehouse-authz/gatehouse/authz"
 	"github.com/gatehouse-authz/gatehouse/authz/forwardauth"
+	"github.com/gatehouse-authz/gatehouse/internal/logbudget"
 )
 
 // LookupFunc looks up an environment variable; it has os.LookupEnv's
@@ -123,6 +124,9 @@ type Config struct {
 	CacheStaleIfError time.Duration
 	// TokenCacheSize bounds the verified-token cache (0: none).
 	TokenCacheSize int
+	// LogRate caps the decision lines each listener writes per second
+	// below debug level (0: none); the rest are counted.
+	LogRate int
 
 	// UserIDFormat is "uuid" or "opaque" (see authz.ParseIDFormat).
 	UserIDFormat string
@@ -184,6 +188,7 @@ func Default() Config {
 		CacheStaleIfError: DefaultCacheStale,
 		UserIDFormat:      DefaultUserIDFormat,
 		LogLevel:          slog.LevelInfo,
+		LogRate:           logbudget.DefaultPerSecond,
 		LogFormat:         DefaultLogFormat,
 		ShutdownTimeout:   DefaultShutdownTimeout,
 		HeaderUserID:      DefaultHeaderUserID,
@@ -336,6 +341,9 @@ func settings() []setting {
 		{flag: "log-level", env: "GATEHOUSE_LOG_LEVEL", group: GroupServer,
 			usage: "log `level`: debug, info, warn or error",
 			value: func(c *Config) flag.Value { return levelValue{&c.LogLevel} }},
+		{flag: "log-rate", env: "GATEHOUSE_LOG_RATE", group: GroupServer,
+			usage: "most decision `lines` a listener logs per second below debug (denies, 503s); the rest are counted (0: none)",
+			value: func(c *Config) flag.Value { return intValue{&c.LogRate} }},
 		{flag: "log-format", env: "GATEHOUSE_LOG_FORMAT", group: GroupServer,
 			usage: "log `format`: json or text",
 			value: func(c *Config) flag.Value { return stringValue{&c.LogFormat} }},
@@ -685,6 +693,8 @@ func (c Config) validate(needDirectory bool) error {
 		return fmt.Errorf("GATEHOUSE_CACHE_SIZE: must be at least 1, got %d", c.CacheSize)
 	case c.TokenCacheSize < 0:
 		return fmt.Errorf("GATEHOUSE_TOKEN_CACHE_SIZE: must not be negative, got %d", c.TokenCacheSize)
+	case c.LogRate < 0:
+		return fmt.Errorf("GATEHOUSE_LOG_RATE: must not be negative, got %d", c.LogRate)
 	case c.ShutdownTimeout <= 0:
 		return fmt.Errorf("GATEHOUSE_SHUTDOWN_TIMEOUT: must be positive, got %s", c.ShutdownTimeout)
 	}

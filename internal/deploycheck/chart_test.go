@@ -1220,6 +1220,7 @@ func TestChartFull(t *testing.T) {
 		"GATEHOUSE_HEADER_SCOPE":         "x-meet-scope",
 		"GATEHOUSE_LOG_LEVEL":            "debug",
 		"GATEHOUSE_LOG_FORMAT":           "text",
+		"GATEHOUSE_LOG_RATE":             "50",
 		"GATEHOUSE_OTEL_ENDPOINT":        "otel-collector.observability:4317",
 		"GATEHOUSE_OTEL_INSECURE":        "true",
 		"GATEHOUSE_OTEL_SAMPLE_RATIO":    "0.25",

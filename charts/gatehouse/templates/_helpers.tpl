@@ -268,6 +268,7 @@ config. A first-class value and the same variable in config is an error.
   "GATEHOUSE_HEADER_SCOPE" $v.identityHeaders.scope
   "GATEHOUSE_LOG_LEVEL" $v.log.level
   "GATEHOUSE_LOG_FORMAT" $v.log.format
+  "GATEHOUSE_LOG_RATE" $v.log.rate
   "GATEHOUSE_OTEL_ENDPOINT" $v.otel.endpoint
   "GATEHOUSE_OTEL_INSECURE" $v.otel.insecure
   "GATEHOUSE_OTEL_SAMPLE_RATIO" $v.otel.sampleRatio
