@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"fmt"
-	"github.com/gatehouse-authz/gatehouse/internal/config"
 	"io"
 	"log/slog"
 	"maps"
@@ -12,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gatehouse-authz/gatehouse/internal/config"
 )
 
 // TestForwardAuthListener: the same decision over HTTP, on its own port, and

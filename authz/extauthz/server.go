@@ -2,7 +2,6 @@ package extauthz
 
 import (
 	"context"
-	"github.com/gatehouse-authz/gatehouse/internal/logbudget"
 	"log/slog"
 	"strings"
 
@@ -10,6 +9,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/gatehouse-authz/gatehouse/authz"
+	"github.com/gatehouse-authz/gatehouse/internal/logbudget"
 )
 
 // Default identity header names (DESIGN §4).

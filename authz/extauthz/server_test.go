@@ -3,7 +3,6 @@ package extauthz
 import (
 	"context"
 	"errors"
-	"github.com/gatehouse-authz/gatehouse/internal/logtest"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -21,6 +20,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/gatehouse-authz/gatehouse/authz"
+	"github.com/gatehouse-authz/gatehouse/internal/logtest"
 	"github.com/gatehouse-authz/gatehouse/userstore"
 )
 

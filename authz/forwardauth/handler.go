@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/gatehouse-authz/gatehouse/internal/logbudget"
 	"log/slog"
 	"net/http"
 	"net/textproto"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-authz/gatehouse/authz"
+	"github.com/gatehouse-authz/gatehouse/internal/logbudget"
 )
 
 // DefaultTimeout bounds one decision when Options.Timeout is zero.

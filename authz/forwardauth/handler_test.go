@@ -2,7 +2,6 @@ package forwardauth
 
 import (
 	"context"
-	"github.com/gatehouse-authz/gatehouse/internal/logtest"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/gatehouse-authz/gatehouse/authz"
 	"github.com/gatehouse-authz/gatehouse/authz/extauthz"
+	"github.com/gatehouse-authz/gatehouse/internal/logtest"
 	"github.com/gatehouse-authz/gatehouse/userstore"
 )
 

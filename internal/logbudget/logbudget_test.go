@@ -3,11 +3,11 @@ package logbudget
 import (
 	"context"
 	"log/slog"
-
-	"github.com/gatehouse-authz/gatehouse/internal/logtest"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/gatehouse-authz/gatehouse/internal/logtest"
 )
 
 var t0 = time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
