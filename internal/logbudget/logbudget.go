@@ -4,7 +4,7 @@
 // x-gatehouse-decision-id leads to a log line. A flood of forged or expired
 // tokens must not turn that into the bottleneck, or into gigabytes of logs:
 // past the budget, lines are counted instead of written, and the count is
-// reported once the next second opens.
+// reported with the first line asked for in a later second.
 package logbudget
 
 import (
@@ -20,7 +20,7 @@ import (
 const DefaultPerSecond = 100
 
 // Budget allows up to a fixed number of lines per wall-clock second. The
-// zero value allows nothing; use New. It is safe for concurrent use.
+// zero value is not usable; call New. It is safe for concurrent use.
 type Budget struct {
 	perSecond int
 	now       func() time.Time // the clock of Enabled; tests replace it
