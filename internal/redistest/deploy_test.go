@@ -44,6 +44,22 @@ func TestStartSentinel(t *testing.T) {
 	}
 }
 
+func TestStartReplica(t *testing.T) {
+	master := Start(t)
+	replica := StartReplica(t, master)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := master.Client().Set(ctx, "k", "v", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := master.Client().Do(ctx, "WAIT", 1, 2000).Int(); err != nil || n != 1 {
+		t.Fatalf("WAIT = %d, %v; want the replica's acknowledgement", n, err)
+	}
+	if got, err := replica.Client().Get(ctx, "k").Result(); err != nil || got != "v" {
+		t.Fatalf("the replica holds %q, %v; want v", got, err)
+	}
+}
+
 func TestStartCluster(t *testing.T) {
 	c := StartCluster(t, 3)
 	cc := c.Client(t)

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -47,6 +48,34 @@ func StartSentinel(t testing.TB, master *Server) *Server {
 		if ctx.Err() != nil {
 			t.Fatalf("redistest: sentinel on %s does not report master %s: %v, %v; log: %s",
 				s.Addr(), SentinelMaster, addr, err, tail(filepath.Join(s.dir, "redis-1.log")))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// StartReplica launches a redis-server replicating master, and waits until
+// its replication link is up, so that a sentinel can promote it.
+func StartReplica(t testing.TB, master *Server) *Server {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), readyTimeout)
+	defer cancel()
+	// A master waits 5 s (repl-diskless-sync-delay) for more replicas
+	// before it streams its data set to the first one.
+	if err := master.Client().ConfigSet(ctx, "repl-diskless-sync-delay", "0").Err(); err != nil {
+		t.Fatalf("redistest: configure master %s for replication: %v", master.Addr(), err)
+	}
+	s := start(t, func(*Server) []string {
+		return []string{"--replicaof", "127.0.0.1", strconv.Itoa(master.port)}
+	}, nil)
+	c := s.Client() // shared: closed with the server
+	for {
+		info, err := c.Info(ctx, "replication").Result()
+		if err == nil && strings.Contains(info, "master_link_status:up") {
+			return s
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("redistest: replica on %s never linked to master %s: %v; log: %s",
+				s.Addr(), master.Addr(), err, tail(filepath.Join(s.dir, "redis-1.log")))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
