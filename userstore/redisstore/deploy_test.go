@@ -177,10 +177,18 @@ func TestSentinelFailover(t *testing.T) {
 	if err := s.Put(ctx, userstore.User, userstore.Record{ID: before, Active: true}); err != nil {
 		t.Fatalf("Put before the failover: %v", err)
 	}
-	// The record must be on the replica before it is promoted.
-	if n, err := master.Client().Do(ctx, "WAIT", 1, 5000).Int(); err != nil || n != 1 {
-		t.Fatalf("WAIT for the replica = %d, %v", n, err)
+	// The record must be on the replica before it is promoted. (WAIT would
+	// not do: it waits for the writes of its own connection only.)
+	beforeKey, err := s.Key(userstore.User, before)
+	if err != nil {
+		t.Fatal(err)
 	}
+	waitFor(t, ctx, "the record to reach the replica", func() error {
+		if n, err := replica.Client().Exists(ctx, beforeKey).Result(); err != nil || n != 1 {
+			return fmt.Errorf("EXISTS on the replica = %d, %v", n, err)
+		}
+		return nil
+	})
 
 	// The sentinel refuses a replica it has not had a recent INFO from
 	// (NOGOODSLAVE); it asks every few seconds.
