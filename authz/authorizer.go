@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 	"unsafe"
 
@@ -157,8 +158,12 @@ func (a *Authorizer) Decide(ctx context.Context, req *Request) Decision {
 // call, cached or not.
 func (a *Authorizer) claims(token string) (*claims, *Decision) {
 	now := a.now()
+	// Only a three-segment token can verify (PyJWT refuses any other as
+	// malformed), so only such a token is worth a digest: garbage is refused
+	// by verify without paying for SHA-256.
+	cacheable := a.tokens != nil && strings.Count(token, ".") == 2
 	var key [sha256.Size]byte
-	if a.tokens != nil {
+	if cacheable {
 		key = tokenKey(token)
 		if c, ok := a.tokens.Get(key, now); ok {
 			if d := a.verifier.checkTimes(c, now); d != nil {
@@ -171,7 +176,7 @@ func (a *Authorizer) claims(token string) (*claims, *Decision) {
 	if deny != nil {
 		return nil, deny
 	}
-	if a.tokens != nil {
+	if cacheable {
 		expires := now.Add(maxTokenCacheTTL)
 		if c.exp.set() {
 			// Drop the entry once the token can no longer be valid.

@@ -520,6 +520,8 @@ func TestTokenCacheExact(t *testing.T) {
 		"one payload character changed":        {head + "." + flip(payload, len(payload)/2) + "." + sig, wantInvalid},
 		"one signature character changed":      {head + "." + payload + "." + flip(sig, 5), wantInvalid},
 		"signature dropped":                    {head + "." + payload + ".", wantInvalid},
+		"signature segment missing":            {head + "." + payload, wantInvalid},
+		"a fourth segment":                     {cached + "." + sig, wantInvalid},
 		"padded payload":                       {head + "." + payload + "=" + "." + sig, wantInvalid},
 		"another user's token, validly signed": {other, wantUserDisabled},
 	} {
