@@ -10,6 +10,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/gatehouse-authz/gatehouse/internal/testclock"
 	"github.com/gatehouse-authz/gatehouse/userstore"
 )
 
@@ -69,24 +70,6 @@ func (f *fakeDir) callLog() []string {
 	return append([]string(nil), f.calls...)
 }
 
-// clock is a settable test clock.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = t
-}
-
 func testConfig() JWTConfig {
 	return JWTConfig{Secret: testSecret, Algorithm: "HS256", Issuer: DefaultIssuer}
 }
@@ -138,12 +121,12 @@ func signWith(t testing.TB, m jwt.SigningMethod, key any, mc jwt.MapClaims) stri
 type fixture struct {
 	a     *Authorizer
 	dir   *fakeDir
-	clock *clock
+	clock *testclock.Clock
 }
 
 func newFixture(t testing.TB, mutate func(*Options)) *fixture {
 	t.Helper()
-	f := &fixture{dir: newFakeDir(), clock: &clock{now: testNow}}
+	f := &fixture{dir: newFakeDir(), clock: testclock.New(testNow)}
 	opts := Options{JWT: testConfig(), Directory: f.dir, Now: f.clock.Now}
 	if mutate != nil {
 		mutate(&opts)

@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/gatehouse-authz/gatehouse/internal/testclock"
 )
 
 var errBackend = errors.New("backend exploded")
@@ -66,23 +68,6 @@ func (f *fakeOrigin) Lookup(ctx context.Context, _ Kind, id string) (Status, err
 	return f.status[id], nil
 }
 
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 type outcomes struct {
 	mu sync.Mutex
 	n  map[string]int
@@ -118,7 +103,7 @@ func recv[T any](t *testing.T, ch <-chan T) T {
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-func newTestCache(origin Directory, clock *fakeClock, o *outcomes, opts CacheOptions) *Cache {
+func newTestCache(origin Directory, clock *testclock.Clock, o *outcomes, opts CacheOptions) *Cache {
 	opts.Now = clock.Now
 	opts.Logger = quietLogger()
 	if o != nil {
@@ -140,7 +125,7 @@ func TestCacheTTLs(t *testing.T) {
 	origin := newFakeOrigin()
 	origin.set("on", Active)
 	origin.set("off", Inactive)
-	clock := &fakeClock{t: time.Unix(1_700_000_000, 0)}
+	clock := testclock.New(time.Unix(1_700_000_000, 0))
 	var o outcomes
 	c := newTestCache(origin, clock, &o, CacheOptions{TTL: 30 * time.Second, NegativeTTL: 5 * time.Second})
 
@@ -169,7 +154,7 @@ func TestCacheTTLs(t *testing.T) {
 			if n := origin.calls.Load() - calls; n != 1 {
 				t.Fatalf("origin calls within TTL = %d, want 1", n)
 			}
-			clock.t = start.Add(tc.ttl) // expiry is inclusive
+			clock.Set(start.Add(tc.ttl)) // expiry is inclusive
 			if got := lookup(t, c, tc.id); got != tc.changed {
 				t.Fatalf("at TTL: %s, want fresh %s", got, tc.changed)
 			}
@@ -185,7 +170,7 @@ func TestCacheTTLs(t *testing.T) {
 
 func TestCacheNegativeTTLDisabled(t *testing.T) {
 	origin := newFakeOrigin()
-	c := newTestCache(origin, &fakeClock{t: time.Unix(0, 0)}, nil, CacheOptions{NegativeTTL: -1})
+	c := newTestCache(origin, testclock.New(time.Unix(0, 0)), nil, CacheOptions{NegativeTTL: -1})
 	lookup(t, c, "x")
 	lookup(t, c, "x")
 	if n := origin.calls.Load(); n != 2 {
@@ -219,7 +204,7 @@ func TestCacheOriginErrorFailsClosed(t *testing.T) {
 	origin.set("u", Active)
 	origin.fail(errBackend) // does not wrap ErrUnavailable: the cache must add it
 	var o outcomes
-	c := newTestCache(origin, &fakeClock{t: time.Unix(0, 0)}, &o, CacheOptions{})
+	c := newTestCache(origin, testclock.New(time.Unix(0, 0)), &o, CacheOptions{})
 	for i := range 2 {
 		st, err := c.Lookup(t.Context(), User, "u")
 		if err == nil || st == Active {
@@ -244,7 +229,7 @@ func TestCacheOriginErrorFailsClosed(t *testing.T) {
 func TestCacheCancelledContext(t *testing.T) {
 	origin := newFakeOrigin()
 	origin.set("u", Active)
-	c := newTestCache(origin, &fakeClock{t: time.Unix(0, 0)}, nil, CacheOptions{})
+	c := newTestCache(origin, testclock.New(time.Unix(0, 0)), nil, CacheOptions{})
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	st, err := c.Lookup(ctx, User, "u")
@@ -262,7 +247,7 @@ func TestCacheCallerDeadlineWhileOriginHangs(t *testing.T) {
 	origin.gate = make(chan struct{})
 	defer close(origin.gate)
 	// A long LookupTimeout: the caller's own deadline must be what frees it.
-	c := newTestCache(origin, &fakeClock{t: time.Unix(0, 0)}, nil, CacheOptions{LookupTimeout: time.Minute})
+	c := newTestCache(origin, testclock.New(time.Unix(0, 0)), nil, CacheOptions{LookupTimeout: time.Minute})
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Millisecond)
 	defer cancel()
 	done := make(chan struct{})
@@ -286,7 +271,7 @@ func TestCacheLookupTimeoutBoundsOrigin(t *testing.T) {
 	origin := newFakeOrigin()
 	origin.set("u", Active)
 	origin.gate = make(chan struct{}) // never closed: only the timeout ends the call
-	c := newTestCache(origin, &fakeClock{t: time.Unix(0, 0)}, nil, CacheOptions{LookupTimeout: 20 * time.Millisecond})
+	c := newTestCache(origin, testclock.New(time.Unix(0, 0)), nil, CacheOptions{LookupTimeout: 20 * time.Millisecond})
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	st, err := c.Lookup(ctx, User, "u")
@@ -304,7 +289,7 @@ func TestCacheSingleFlight(t *testing.T) {
 	gate := make(chan struct{})
 	origin.gate = gate
 	var o outcomes
-	c := newTestCache(origin, &fakeClock{t: time.Unix(0, 0)}, &o, CacheOptions{})
+	c := newTestCache(origin, testclock.New(time.Unix(0, 0)), &o, CacheOptions{})
 	var started, wg sync.WaitGroup
 	started.Add(n)
 	errs := make(chan error, n)
@@ -349,7 +334,7 @@ func TestCacheFirstCallerLeavingDoesNotCancelFlight(t *testing.T) {
 	gate := make(chan struct{})
 	origin.gate = gate
 	origin.entered = make(chan struct{}, 4)
-	c := newTestCache(origin, &fakeClock{t: time.Unix(0, 0)}, nil, CacheOptions{LookupTimeout: time.Minute})
+	c := newTestCache(origin, testclock.New(time.Unix(0, 0)), nil, CacheOptions{LookupTimeout: time.Minute})
 
 	ctxA, cancelA := context.WithCancel(t.Context())
 	errA := make(chan error, 1)
@@ -402,7 +387,7 @@ func TestCacheStaleIfError(t *testing.T) {
 	origin := newFakeOrigin()
 	origin.set("u", Active)
 	origin.set("gone", Inactive)
-	clock := &fakeClock{t: time.Unix(1_700_000_000, 0)}
+	clock := testclock.New(time.Unix(1_700_000_000, 0))
 	var o outcomes
 	c := newTestCache(origin, clock, &o, CacheOptions{
 		TTL: 10 * time.Second, NegativeTTL: 5 * time.Second, StaleIfError: time.Minute,
@@ -435,7 +420,7 @@ func TestCacheStaleIfError(t *testing.T) {
 func TestCacheNoStaleByDefault(t *testing.T) {
 	origin := newFakeOrigin()
 	origin.set("u", Active)
-	clock := &fakeClock{t: time.Unix(0, 0)}
+	clock := testclock.New(time.Unix(0, 0))
 	c := newTestCache(origin, clock, nil, CacheOptions{TTL: 10 * time.Second})
 	lookup(t, c, "u")
 	origin.fail(errBackend)
@@ -449,7 +434,7 @@ func TestCacheInvalidateAndPurge(t *testing.T) {
 	origin := newFakeOrigin()
 	origin.set("a", Active)
 	origin.set("b", Active)
-	c := newTestCache(origin, &fakeClock{t: time.Unix(0, 0)}, nil, CacheOptions{})
+	c := newTestCache(origin, testclock.New(time.Unix(0, 0)), nil, CacheOptions{})
 	lookup(t, c, "a")
 	lookup(t, c, "b")
 	origin.set("a", Inactive)
@@ -476,7 +461,7 @@ func TestCacheInvalidateDuringFlightIsNotCached(t *testing.T) {
 	gate := make(chan struct{})
 	origin.gate = gate
 	origin.entered = make(chan struct{}, 4)
-	c := newTestCache(origin, &fakeClock{t: time.Unix(0, 0)}, nil, CacheOptions{})
+	c := newTestCache(origin, testclock.New(time.Unix(0, 0)), nil, CacheOptions{})
 	res := make(chan Status, 1)
 	go func() {
 		st, _ := c.Lookup(t.Context(), User, "u")

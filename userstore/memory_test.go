@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/gatehouse-authz/gatehouse/internal/testfile"
 )
 
 // lowerUUID is a stand-in for the decision core's UUID normaliser: it accepts
@@ -136,15 +138,6 @@ func TestMemoryConcurrent(t *testing.T) {
 	}
 }
 
-func writeFile(t *testing.T, name, content string) string {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), name)
-	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
 func TestLoadFileShapes(t *testing.T) {
 	opts := MemoryOptions{NormalizeUserID: lowerUUID}
 	const u1, u2 = "3f2504e0-4f89-11d3-9a0c-0305e82c3301", "6ba7b810-9dad-11d1-80b4-00c04fd430c8"
@@ -160,7 +153,7 @@ func TestLoadFileShapes(t *testing.T) {
 			"  - {id: 6ba7b810-9dad-11d1-80b4-00c04fd430c8, active: false}\napps:\n  - {id: meet-web, active: true}\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			m, err := LoadFile(writeFile(t, tc.name, tc.content), opts)
+			m, err := LoadFile(testfile.Write(t, tc.name, tc.content), opts)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -180,7 +173,7 @@ func TestLoadFileShapes(t *testing.T) {
 }
 
 func TestLoadFileWithoutNormaliserKeepsIDs(t *testing.T) {
-	m, err := LoadFile(writeFile(t, "d.json", `[{"id":"ABC","active":true}]`))
+	m, err := LoadFile(testfile.Write(t, "d.json", `[{"id":"ABC","active":true}]`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -209,7 +202,7 @@ func TestLoadFileErrors(t *testing.T) {
 		{"dir.txt", `[]`, `unsupported extension ".txt"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p := writeFile(t, tc.name, tc.content)
+			p := testfile.Write(t, tc.name, tc.content)
 			m, err := LoadFile(p, opts)
 			if err == nil {
 				t.Fatalf("LoadFile succeeded (%d users), want error containing %q", m.Len(User), tc.want)
@@ -229,7 +222,7 @@ func TestLoadFileMissing(t *testing.T) {
 }
 
 func TestLoadFileTooManyOptions(t *testing.T) {
-	p := writeFile(t, "d.json", `[]`)
+	p := testfile.Write(t, "d.json", `[]`)
 	if _, err := LoadFile(p, MemoryOptions{}, MemoryOptions{}); err == nil {
 		t.Fatal("two MemoryOptions: want an error")
 	}

@@ -17,6 +17,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/gatehouse-authz/gatehouse/internal/freeport"
 )
 
 const (
@@ -166,23 +168,12 @@ func redisReady(addr string) func(string) (string, bool) {
 	}
 }
 
-// freePort asks the kernel for an unused loopback port. It is released
-// before Redis binds it, so a collision is possible; the caller retries.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("find a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
 // startRedis launches a private redis-server on a random loopback port, no
 // persistence.
 func (ps *procs) startRedis(ctx context.Context, bin string) (*proc, error) {
 	var last error
 	for range 5 {
-		port, err := freePort()
+		port, err := freeport.Loopback()
 		if err != nil {
 			return nil, err
 		}

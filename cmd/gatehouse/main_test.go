@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-authz/gatehouse/authz"
+	"github.com/gatehouse-authz/gatehouse/internal/testfile"
 	"github.com/gatehouse-authz/gatehouse/userstore"
 )
 
@@ -238,23 +239,14 @@ func TestDevServeAndCheck(t *testing.T) {
 	}
 }
 
-func writeFile(t *testing.T, name, content string) string {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), name)
-	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
 // TestServeTokenCheck runs the operator's path: configuration from the
 // environment, a token from "gatehouse token" with the same variables, and
 // "gatehouse check" against the server.
 func TestServeTokenCheck(t *testing.T) {
 	const user = "3f2504e0-4f89-11d3-9a0c-0305e82c3301"
 	env := baseEnv(
-		"GATEHOUSE_JWT_SECRET_FILE="+writeFile(t, "secret", "operator-secret-0123456789abcdef-xyz\n"),
-		"GATEHOUSE_USERS_FILE="+writeFile(t, "users.yaml", "- {id: "+user+", active: true}\n"),
+		"GATEHOUSE_JWT_SECRET_FILE="+testfile.Write(t, "secret", "operator-secret-0123456789abcdef-xyz\n"),
+		"GATEHOUSE_USERS_FILE="+testfile.Write(t, "users.yaml", "- {id: "+user+", active: true}\n"),
 		"GATEHOUSE_GRPC_ADDR=127.0.0.1:0",
 		"GATEHOUSE_OPS_ADDR=127.0.0.1:0",
 		"GATEHOUSE_LOG_FORMAT=text",
@@ -364,7 +356,7 @@ func assertOneLineError(t *testing.T, r result, want string) {
 
 func TestServeRefusals(t *testing.T) {
 	secret := "GATEHOUSE_JWT_SECRET=refusal-test-secret-0123456789abcdef"
-	users := "GATEHOUSE_USERS_FILE=" + writeFile(t, "users.json", `[]`)
+	users := "GATEHOUSE_USERS_FILE=" + testfile.Write(t, "users.json", `[]`)
 	busy, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gatehouse-authz/gatehouse/internal/testfile"
 )
 
 // env returns a LookupFunc over a map, so tests never see the real process
@@ -288,15 +290,6 @@ func TestStripNewline(t *testing.T) {
 	}
 }
 
-func writeFile(t *testing.T, name, content string) string {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), name)
-	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
 func TestSecretFromFile(t *testing.T) {
 	for _, c := range []struct{ content, want string }{
 		{"file-key\n", "file-key"},
@@ -305,7 +298,7 @@ func TestSecretFromFile(t *testing.T) {
 		{"file-key\n\n", "file-key\n"},
 	} {
 		cfg := Default()
-		cfg.JWTSecretFile = writeFile(t, "secret", c.content)
+		cfg.JWTSecretFile = testfile.Write(t, "secret", c.content)
 		got, err := cfg.Secret()
 		if err != nil {
 			t.Fatal(err)
@@ -328,13 +321,13 @@ func TestSecretFromFile(t *testing.T) {
 func validBase(t *testing.T) Config {
 	c := Default()
 	c.JWTSecret = "a-very-secret-key-of-some-length"
-	c.UsersFile = writeFile(t, "users.json", `[{"id":"x","active":true}]`)
+	c.UsersFile = testfile.Write(t, "users.json", `[{"id":"x","active":true}]`)
 	return c
 }
 
 func TestValidate(t *testing.T) {
 	const secret = "TOPSECRET-do-not-print"
-	secretFile := func(t *testing.T) string { return writeFile(t, "key", secret+"\n") }
+	secretFile := func(t *testing.T) string { return testfile.Write(t, "key", secret+"\n") }
 	cases := []struct {
 		name   string
 		mutate func(t *testing.T, c *Config)
@@ -355,7 +348,7 @@ func TestValidate(t *testing.T) {
 			c.JWTSecretFile = filepath.Join(t.TempDir(), "nope")
 		}, "JWT secret file: open"},
 		{"secret file is a directory", func(t *testing.T, c *Config) { c.JWTSecret = ""; c.JWTSecretFile = t.TempDir() }, "JWT secret file: read"},
-		{"secret file empty", func(t *testing.T, c *Config) { c.JWTSecret = ""; c.JWTSecretFile = writeFile(t, "k", "\n") }, "is empty"},
+		{"secret file empty", func(t *testing.T, c *Config) { c.JWTSecret = ""; c.JWTSecretFile = testfile.Write(t, "k", "\n") }, "is empty"},
 		{"unknown algorithm", func(t *testing.T, c *Config) { c.JWTAlgorithm = "RS256" }, `unsupported algorithm "RS256"`},
 		{"none algorithm", func(t *testing.T, c *Config) { c.JWTAlgorithm = "none" }, "unsupported algorithm"},
 		{"lower-case algorithm", func(t *testing.T, c *Config) { c.JWTAlgorithm = "hs256" }, "unsupported algorithm"},

@@ -32,6 +32,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gatehouse-authz/gatehouse/internal/freeport"
 )
 
 const (
@@ -86,7 +88,7 @@ func start(t testing.TB, l launcher) *Proxy {
 	dir := t.TempDir()
 	var lastErr error
 	for attempt := range portAttempts {
-		port, err := freePort()
+		port, err := freeport.Loopback()
 		if err != nil {
 			t.Fatalf("proxytest: find a free port: %v", err)
 		}
@@ -181,17 +183,6 @@ func (p *Proxy) Stop() {
 			p.t.Errorf("proxytest: %s pid %d did not exit after SIGKILL", p.name, p.cmd.Process.Pid)
 		}
 	})
-}
-
-// freePort asks the kernel for an unused port. It is released before the
-// proxy binds it, so a collision is possible; start retries.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // dialable reports whether something accepts connections on addr.

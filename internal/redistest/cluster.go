@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/gatehouse-authz/gatehouse/internal/freeport"
 )
 
 // clusterReadyTimeout bounds the wait for a new cluster to agree on its
@@ -59,7 +61,7 @@ func StartCluster(t testing.TB, n int) *Cluster {
 	busPorts := make([]int, n)
 	for i := range n {
 		c.Nodes = append(c.Nodes, start(t, func(srv *Server) []string {
-			bus, err := freePort()
+			bus, err := freeport.Loopback()
 			if err != nil {
 				t.Fatalf("redistest: cluster bus port: %v", err)
 			}

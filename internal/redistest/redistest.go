@@ -25,6 +25,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/gatehouse-authz/gatehouse/internal/freeport"
 )
 
 const (
@@ -78,7 +80,7 @@ func start(t testing.TB, extra func(s *Server) []string, dialTLS *tls.Config) *S
 	t.Cleanup(s.cleanup)
 	var lastErr error
 	for range portAttempts {
-		port, err := freePort()
+		port, err := freeport.Loopback()
 		if err != nil {
 			t.Fatalf("redistest: find a free port: %v", err)
 		}
@@ -94,17 +96,6 @@ func start(t testing.TB, extra func(s *Server) []string, dialTLS *tls.Config) *S
 	}
 	t.Fatalf("redistest: start redis-server: %v", lastErr)
 	return nil
-}
-
-// freePort asks the kernel for an unused port. It is released before redis
-// binds it, so a collision is possible; Start retries.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // launch starts the process on s.port and waits until it answers PING.

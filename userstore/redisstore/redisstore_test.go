@@ -347,18 +347,25 @@ func TestNewClient(t *testing.T) {
 	}
 }
 
-func BenchmarkLookup(b *testing.B) {
+// benchStore is a Store on a real redis-server holding one active user, uid.
+func benchStore(b *testing.B) (*Store, context.Context) {
+	b.Helper()
 	srv := redistest.Start(b)
 	client, err := NewClient(srv.URL())
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer client.Close()
+	b.Cleanup(func() { client.Close() })
 	s := New(client, Options{})
 	ctx := context.Background()
 	if err := s.Put(ctx, userstore.User, userstore.Record{ID: uid, Active: true}); err != nil {
 		b.Fatal(err)
 	}
+	return s, ctx
+}
+
+func BenchmarkLookup(b *testing.B) {
+	s, ctx := benchStore(b)
 	b.ReportAllocs()
 	for b.Loop() {
 		if st, err := s.Lookup(ctx, userstore.User, uid); err != nil || st != userstore.Active {
@@ -368,17 +375,7 @@ func BenchmarkLookup(b *testing.B) {
 }
 
 func BenchmarkLookupParallel(b *testing.B) {
-	srv := redistest.Start(b)
-	client, err := NewClient(srv.URL())
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer client.Close()
-	s := New(client, Options{})
-	ctx := context.Background()
-	if err := s.Put(ctx, userstore.User, userstore.Record{ID: uid, Active: true}); err != nil {
-		b.Fatal(err)
-	}
+	s, ctx := benchStore(b)
 	b.ReportAllocs()
 	b.SetParallelism(16)
 	b.RunParallel(func(pb *testing.PB) {
