@@ -119,6 +119,10 @@ func New(opts Options) (*Authorizer, error) {
 // answer yields an Unavailable decision (503), never an allow.
 func (a *Authorizer) Decide(ctx context.Context, req *Request) Decision {
 	rule := a.policy.Match(req)
+	if rule.Refuse != RefuseNone {
+		// Nothing about the request can be decided: no token would help.
+		return rule.Refuse.decision()
+	}
 	if rule.Public {
 		return Decision{Result: Allow, Reason: ReasonPublic, Status: http.StatusOK}
 	}
@@ -252,7 +256,7 @@ func permission(rule Rule, c *claims) (Decision, bool) {
 		return forbidden(ReasonUnknownAction, ChallengeNone, "", "Insufficient permissions. Unknown action."), true
 	case rule.Scope == "":
 		return Decision{}, false
-	case c.scope == "":
+	case !c.scopeSet:
 		return forbidden(ReasonNoScope, ChallengeInsufficientScope, rule.Scope, "Insufficient permissions."), true
 	case hasScope(c.scope, rule.Scope):
 		return Decision{}, false

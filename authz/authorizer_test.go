@@ -603,7 +603,7 @@ func TestChallengeRealmAndEscaping(t *testing.T) {
 
 // rawToken signs arbitrary header and payload JSON with the test secret;
 // "pad" keeps base64 padding on every segment.
-func rawToken(t *testing.T, header, payload string, opts ...string) string {
+func rawToken(t testing.TB, header, payload string, opts ...string) string {
 	t.Helper()
 	enc := func(b []byte) string { return b64(b, len(opts) > 0) }
 	in := enc([]byte(header)) + "." + enc([]byte(payload))

@@ -13,16 +13,25 @@ type Rule struct {
 	// Deny refuses every authenticated request (a routes file's
 	// "default: deny").
 	Deny bool
+	// Refuse, when not RefuseNone, refuses the request with a 403 before
+	// any credential is looked at: its path or method cannot be judged
+	// safely (see RouteTarget). It wins over every other field.
+	Refuse Refusal
 }
 
 // Policy maps a request to the Rule of its route. Implementations must be safe
-// for concurrent use and cheap: Match runs on every request.
+// for concurrent use and cheap: Match runs on every request. A Policy that
+// matches paths must match the path the backend will see, RouteTarget's, and
+// return its refusal rather than guess.
 type Policy interface {
 	Match(req *Request) Rule
 }
 
-// AuthenticateAll is the Policy used when no routes are configured: every
-// request needs authentication and no scope.
+// AuthenticateAll is the Policy of an Authorizer given none: every request
+// needs authentication and no scope. It looks at no path, so it refuses
+// nothing; gatehouse itself always runs a routes table (its "authenticate"
+// table when no routes are configured), which refuses what RouteTarget
+// refuses.
 type AuthenticateAll struct{}
 
 // Match implements Policy.

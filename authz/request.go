@@ -4,9 +4,13 @@ package authz
 // adapter extracted them. Strings may hold arbitrary bytes: raw header values
 // from Envoy's header_map are not guaranteed to be UTF-8.
 type Request struct {
-	// Method is the HTTP method, upper case as sent by the client.
+	// Method is the HTTP method as the proxy sent it, in whatever case the
+	// client used. Policies judge it upper-cased, as backends do, and refuse
+	// one that is not an RFC 9110 token (RouteTarget).
 	Method string
 	// Path is the raw request target (path and query), as the proxy sent it.
+	// Policies match the path the backend will see, RoutePath's decoding of
+	// it, and refuse what cannot be decoded safely (RouteTarget).
 	Path string
 	// Host is the :authority / Host of the request.
 	Host string

@@ -6,8 +6,9 @@ import (
 	"unsafe"
 )
 
-// TestScopeClaim: the scope claim becomes its words joined by single spaces,
-// whichever form it takes, and a string already in that form is kept as is.
+// TestScopeClaim: the scope claim becomes the words it grants joined by single
+// spaces (a string's words, a list's one-word elements), and a string already
+// in that form is kept as is.
 func TestScopeClaim(t *testing.T) {
 	for _, tc := range []struct {
 		claim any
@@ -26,8 +27,13 @@ func TestScopeClaim(t *testing.T) {
 		{"salle:liste é", "salle:liste é"},
 		{[]any{}, ""},
 		{[]any{"rooms:list", "rooms:create"}, "rooms:list rooms:create"},
-		{[]any{"rooms:list", "", " rooms:create  admin"}, "rooms:list rooms:create admin"},
-		{[]any{"rooms:list", 7}, ""},
+		// A list element is one scope: one holding whitespace, an empty one or
+		// a non-string matches no route's scope, so it grants nothing.
+		{[]any{"rooms:list", "", " rooms:create  admin"}, "rooms:list"},
+		{[]any{"rooms:list rooms:create"}, ""},
+		{[]any{"rooms:list admin", "admin"}, "admin"},
+		{[]any{"rooms:list", 7}, "rooms:list"},
+		{[]any{nil, true, []any{"admin"}}, ""},
 		{42, ""},
 		{map[string]any{"rooms:list": true}, ""},
 	} {

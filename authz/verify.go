@@ -6,6 +6,7 @@ import (
 	"math"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 	"unique"
 
@@ -44,6 +45,9 @@ type claims struct {
 
 	iat, nbf, exp numericDate
 	userIDOK      bool
+	// scopeSet is the scope claim's Python truth value: false means the
+	// token has no scope at all, true that scope lists what it grants.
+	scopeSet bool
 }
 
 // verifier checks tokens with PyJWT's semantics, as Meet runs them
@@ -72,11 +76,10 @@ func newVerifier(cfg JWTConfig, idFmt IDFormat) (*verifier, error) {
 	return &verifier{
 		cfg:    cfg,
 		method: method,
-		// The signature is checked by verify before the parser sees the
-		// token, so the parser only decodes; JSON numbers stay json.Number so
-		// that iat/nbf/exp keep their exact value and type. Padding is allowed
-		// because PyJWT accepts padded segments.
-		parser: jwt.NewParser(jwt.WithJSONNumber(), jwt.WithPaddingAllowed()),
+		// The parser only decodes base64url segments (JSON is read by
+		// decodeJSONObject, as PyJWT reads it). Padding is allowed because
+		// PyJWT accepts padded segments.
+		parser: jwt.NewParser(jwt.WithPaddingAllowed()),
 		idFmt:  idFmt,
 	}, nil
 }
@@ -85,17 +88,22 @@ func newVerifier(cfg JWTConfig, idFmt IDFormat) (*verifier, error) {
 // claims, or the deny decision of the first failing check.
 //
 // The signature is checked first, on the raw segments, so a forged or garbage
-// token costs one HMAC and no JSON decoding. The outcome equals PyJWT's order
-// (algorithm, signature, claims): every failure before the time claims is the
-// same "Invalid token." answer.
+// token costs one HMAC at most and no JSON decoding. The outcome equals
+// PyJWT's order (header, algorithm, signature, claims): every failure before
+// the time claims is the same "Invalid token." answer.
 func (v *verifier) verify(token string, now time.Time) (*claims, *Decision) {
 	dot2 := strings.LastIndexByte(token, '.')
 	if dot2 <= 0 {
 		return nil, &denyInvalidToken
 	}
 	signingInput, sigSeg := token[:dot2], token[dot2+1:]
-	if strings.IndexByte(signingInput, '.') <= 0 {
+	dot1 := strings.IndexByte(signingInput, '.')
+	if dot1 <= 0 {
 		return nil, &denyInvalidToken
+	}
+	headerSeg, payloadSeg := signingInput[:dot1], signingInput[dot1+1:]
+	if strings.IndexByte(payloadSeg, '.') >= 0 {
+		return nil, &denyInvalidToken // not three segments
 	}
 	sig, err := v.parser.DecodeSegment(sigSeg)
 	if err != nil {
@@ -105,23 +113,69 @@ func (v *verifier) verify(token string, now time.Time) (*claims, *Decision) {
 		return nil, &denyInvalidToken
 	}
 	// The signature is good: the token was made by a holder of the secret.
-	// Decode header and payload, and refuse any alg but the configured one
-	// (a token signed with our key but labelled otherwise is not ours).
-	mc := jwt.MapClaims{}
-	parsed, _, err := v.parser.ParseUnverified(token, mc)
+	// Decode header and payload as PyJWT's json.loads does (decodeJSONObject),
+	// and refuse a header PyJWT refuses (headerOK).
+	hb, err := v.parser.DecodeSegment(headerSeg)
 	if err != nil {
 		return nil, &denyInvalidToken
 	}
-	if alg, _ := parsed.Header["alg"].(string); alg != v.cfg.Algorithm {
+	header, ok := decodeJSONObject(hb)
+	if !ok || !v.headerOK(header) {
+		return nil, &denyInvalidToken
+	}
+	pb, err := v.parser.DecodeSegment(payloadSeg)
+	if err != nil {
+		return nil, &denyInvalidToken
+	}
+	mc, ok := decodeJSONObject(pb)
+	if !ok {
 		return nil, &denyInvalidToken
 	}
 	return v.validate(mc, now)
 }
 
+// headerOK applies PyJWT's header rules (those of 2.12, which added crit):
+//   - alg is the configured algorithm (a token signed with our key but
+//     labelled otherwise is not ours);
+//   - kid, when present, is a string;
+//   - crit (RFC 7515 §4.1.11), when present (even null), is a non-empty list
+//     of strings, each an extension PyJWT understands — only "b64" (RFC
+//     7797) — and present in the header;
+//   - b64 is not JSON false: that means a detached, unencoded payload, which
+//     PyJWT refuses unless the caller passes one, and Meet never does.
+func (v *verifier) headerOK(h map[string]any) bool {
+	if alg, _ := h["alg"].(string); alg != v.cfg.Algorithm {
+		return false
+	}
+	if kid, present := h["kid"]; present {
+		if _, isStr := kid.(string); !isStr {
+			return false
+		}
+	}
+	if crit, present := h["crit"]; present {
+		list, isList := crit.([]any)
+		if !isList || len(list) == 0 {
+			return false
+		}
+		for _, e := range list {
+			if name, _ := e.(string); name != "b64" {
+				return false
+			}
+		}
+		if _, present := h["b64"]; !present {
+			return false
+		}
+	}
+	if b64, isBool := h["b64"].(bool); isBool && !b64 {
+		return false
+	}
+	return true
+}
+
 // validate applies the registered-claim rules in PyJWT's order (required
 // claims, iat, nbf, exp, iss, aud, sub, jti), then Meet's own claim checks
 // (user_id, client_id, delegated).
-func (v *verifier) validate(mc jwt.MapClaims, now time.Time) (*claims, *Decision) {
+func (v *verifier) validate(mc map[string]any, now time.Time) (*claims, *Decision) {
 	c := &claims{}
 	var ok bool
 	if c.iat, ok = numericClaim(mc, "iat"); !ok {
@@ -159,8 +213,8 @@ func (v *verifier) validate(mc jwt.MapClaims, now time.Time) (*claims, *Decision
 	// the decision table. Python's truthiness is narrowed on purpose: ids must
 	// be non-empty strings and delegated must be JSON true (DESIGN §2.2).
 	// Ids travel upstream as header values: one that cannot (a control
-	// character, invalid UTF-8) is refused here rather than forwarded split
-	// or dropped.
+	// character, invalid UTF-8, a lone surrogate, see decodeJSONObject) is
+	// refused here rather than forwarded split, dropped or mangled.
 	rawUserID, _ := mc["user_id"].(string)
 	if rawUserID == "" || !HeaderSafe(rawUserID) {
 		return nil, &denyInvalidClaims
@@ -181,6 +235,10 @@ func (v *verifier) validate(mc jwt.MapClaims, now time.Time) (*claims, *Decision
 			c.userID = rawUserID
 		}
 	}
+	// Meet refuses a falsy scope claim (absent, null, "", [], false, 0)
+	// with "Insufficient permissions." and checks membership otherwise, so a
+	// truthy claim that grants no word is "Required scope: S".
+	c.scopeSet = pyTruthy(mc["scope"])
 	c.scope = scopeClaim(mc["scope"])
 	if !HeaderSafe(c.scope) {
 		return nil, &denyInvalidClaims
@@ -217,7 +275,7 @@ func (v *verifier) checkTimes(c *claims, now time.Time) *Decision {
 // audienceOK applies PyJWT's aud rules. With no audience configured, a token
 // with any truthy aud is refused; with one, aud is required and must be that
 // string or a list of strings containing it.
-func (v *verifier) audienceOK(mc jwt.MapClaims) bool {
+func (v *verifier) audienceOK(mc map[string]any) bool {
 	aud, present := mc["aud"]
 	truthy := present && pyTruthy(aud)
 	if v.cfg.Audience == "" {
@@ -273,7 +331,7 @@ const maxClaimSeconds = 1 << 53
 
 // numericClaim reads a time claim: absent is fine, present must be a finite
 // JSON number, floored to seconds.
-func numericClaim(mc jwt.MapClaims, name string) (numericDate, bool) {
+func numericClaim(mc map[string]any, name string) (numericDate, bool) {
 	val, present := mc[name]
 	if !present {
 		return noDate, true
@@ -303,11 +361,14 @@ func clampSeconds(f float64) numericDate {
 	}
 }
 
-// scopeClaim reads the scope claim, a space-separated string or a JSON list
-// of strings, as its words joined by single spaces. Either form gives the
-// same words: a list element holding several words (not a valid OAuth scope
-// token, RFC 6749 §3.3) counts as those words, as the x-auth-scope header
-// will present it upstream. Any other shape grants nothing ("").
+// scopeClaim reads the scope claim as the words it grants, joined by single
+// spaces (the x-auth-scope value, and what hasScope searches), the way Meet's
+// HasRequiredRoomScope reads it: a string is split on whitespace; a list is
+// taken as is, each element one scope. A list element that is not a single
+// word (several words, surrounding or inner whitespace, empty, or not a
+// string) is one scope that no route's scope can equal: it grants nothing and
+// is left out, so the header never presents it as the words it holds. Any
+// other shape grants nothing ("").
 func scopeClaim(v any) string {
 	switch s := v.(type) {
 	case string:
@@ -316,18 +377,22 @@ func scopeClaim(v any) string {
 		}
 		return strings.Join(strings.Fields(s), " ")
 	case []any:
-		var words []string
+		words := make([]string, 0, len(s))
 		for _, e := range s {
-			str, isStr := e.(string)
-			if !isStr {
-				return ""
+			if str, isStr := e.(string); isStr && isWord(str) {
+				words = append(words, str)
 			}
-			words = append(words, strings.Fields(str)...)
 		}
 		return strings.Join(words, " ")
 	default:
 		return ""
 	}
+}
+
+// isWord reports whether s is one non-empty word: no whitespace in it, as
+// strings.Fields (and Python's str.split) would leave it whole.
+func isWord(s string) bool {
+	return s != "" && strings.IndexFunc(s, unicode.IsSpace) < 0
 }
 
 // isJoinedWords reports whether s is already what strings.Fields and a join

@@ -12,7 +12,9 @@ import (
 // forwardAuthServer returns the HTTP forward-auth server for d. The handler
 // is the server's own Handler, not mounted under a ServeMux: a mux cleans
 // paths and redirects, so "/check/../healthz" would stop being a check, and
-// the ops endpoints must never be reachable on this port.
+// the ops endpoints must never be reachable on this port. net/http's own
+// answer to "OPTIONS *" (a 200 that no decision made) is turned off, so that
+// the handler denies it like any request that is not a check.
 func forwardAuthServer(cfg config.Config, d forwardauth.Decider, logger *slog.Logger) *http.Server {
 	return &http.Server{
 		Handler: forwardauth.New(d, forwardauth.Options{
@@ -32,6 +34,8 @@ func forwardAuthServer(cfg config.Config, d forwardauth.Decider, logger *slog.Lo
 		WriteTimeout:      10 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		// Every request, "OPTIONS *" included, gets a decision.
+		DisableGeneralOptionsHandler: true,
+		ErrorLog:                     slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 }

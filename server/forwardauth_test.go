@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -49,7 +50,8 @@ func TestForwardAuthListener(t *testing.T) {
 	}
 
 	t.Run("allow over http_service", func(t *testing.T) {
-		resp, body := do(t, "GET", "/check/external-api/v1.0/other/", "Bearer "+token(t, activeUser))
+		// Outside the meet table's /external-api/ prefix: authentication only.
+		resp, body := do(t, "GET", "/check/api/v1.0/users/me/", "Bearer "+token(t, activeUser))
 		if resp.StatusCode != http.StatusOK || body != "" || resp.Header.Get("X-Auth-User-Id") != activeUser {
 			t.Fatalf("got %d %q user %q, want 200, empty body, the user id", resp.StatusCode, body, resp.Header.Get("X-Auth-User-Id"))
 		}
@@ -68,6 +70,36 @@ func TestForwardAuthListener(t *testing.T) {
 		resp, _ := do(t, "POST", "/check/external-api/v1.0/application/token/", "")
 		if resp.StatusCode != http.StatusOK {
 			t.Fatalf("public token endpoint over HTTP: %d", resp.StatusCode)
+		}
+	})
+	t.Run("unnamed path under /external-api/ is an unknown action", func(t *testing.T) {
+		resp, body := do(t, "GET", "/check/external-api/v1.0/other/", "Bearer "+token(t, activeUser))
+		if resp.StatusCode != http.StatusForbidden || body != `{"detail":"Insufficient permissions. Unknown action."}` {
+			t.Fatalf("got %d %q", resp.StatusCode, body)
+		}
+	})
+	// net/http answers "OPTIONS *" itself with a 200 unless told not to; on
+	// this port every request must get a decision.
+	t.Run("OPTIONS * is denied", func(t *testing.T) {
+		c, err := net.DialTimeout("tcp", addr.String(), 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		req := "OPTIONS * HTTP/1.1\r\nHost: gatehouse\r\nX-Original-Method: GET\r\n" +
+			"X-Original-URI: /external-api/v1.0/application/token/\r\nConnection: close\r\n\r\n"
+		if _, err := io.WriteString(c, req); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusForbidden || string(body) != `{"detail":"Insufficient permissions."}` {
+			t.Fatalf("OPTIONS * answered %d %q, want the 403 of a refused check", resp.StatusCode, body)
 		}
 	})
 	for _, p := range []string{"/healthz", "/readyz", "/metrics"} {

@@ -36,6 +36,10 @@ const (
 // joins them in the headers map, so a duplicated header never validates as a
 // single credential.
 //
+// Method and path are passed on as sent, neither decoded nor case-folded: the
+// decision core judges them as the backend will see them (authz.RouteTarget),
+// in the one place it shares with the forward-auth adapter.
+//
 // The returned Request shares ContextExtensions with req; callers must not
 // modify either.
 func RequestFromCheck(req *authv3.CheckRequest) (authz.Request, bool) {

@@ -88,6 +88,12 @@
 //   - Identity values that are not valid header values (control characters,
 //     invalid UTF-8) are refused with 401 "Invalid token claims.", exactly as
 //     the gRPC adapter does, so a claim can never split a header upstream.
+//   - The original method and path are passed to the decision core as
+//     received; the core judges them as the backend will see them (path
+//     percent-decoded once, method upper-cased, undecidable paths refused:
+//     authz.RouteTarget), in one place shared with the gRPC adapter so that
+//     the two cannot diverge. "OPTIONS *" is not a check and is refused (the
+//     server turns off net/http's own answer to it).
 //   - The Authorization header is read as sent; several copies are joined with
 //     "," so that a duplicated header never validates as one credential.
 //   - Log lines carry the mode, result, reason, status, method, path without

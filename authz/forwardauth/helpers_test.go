@@ -30,13 +30,36 @@ const (
 	unknownUser  = "c3d2e1f0-0000-4000-8000-000000000000"
 )
 
-// Meet's routes (routes.Meet).
+// Meet's routes (routes.Meet), and otherPath, which testRoutes adds.
 const (
 	roomsPath = "/external-api/v1.0/rooms/"
 	roomPath  = "/external-api/v1.0/rooms/8a1b2c3d/"
 	tokenPath = "/external-api/v1.0/application/token/"
 	otherPath = "/external-api/v1.0/other/"
 )
+
+// testRoutes is Meet's table plus otherPath (authentication only, so that a
+// token without scope has somewhere to go under /external-api/, where the
+// example proxies send checks) and a DELETE-only deny under /external-api/admin/.
+const testRoutes = `
+include: meet
+routes:
+  - path: /external-api/v1.0/other/
+  - prefix: /external-api/admin/
+    methods: [DELETE]
+    deny: true
+  - prefix: /external-api/admin/
+`
+
+// testPolicy compiles testRoutes.
+func testPolicy(tb testing.TB) authz.Policy {
+	tb.Helper()
+	t, err := routes.Parse("test-routes.yaml", "test", []byte(testRoutes))
+	if err != nil {
+		tb.Fatalf("routes: %v", err)
+	}
+	return routes.NewSet(t)
+}
 
 // testDirectory is the in-memory directory of the tests.
 func testDirectory() *userstore.Memory {
@@ -61,8 +84,14 @@ func (blockingDirectory) Lookup(ctx context.Context, _ userstore.Kind, _ string)
 	return userstore.NotFound, errors.Join(userstore.ErrUnavailable, ctx.Err())
 }
 
-// newAuthorizer returns the real decision core with Meet's routes over dir.
+// newAuthorizer returns the real decision core with testRoutes over dir.
 func newAuthorizer(tb testing.TB, dir userstore.Directory) *authz.Authorizer {
+	tb.Helper()
+	return newAuthorizerWith(tb, dir, testPolicy(tb))
+}
+
+// newAuthorizerWith returns the real decision core with policy over dir.
+func newAuthorizerWith(tb testing.TB, dir userstore.Directory, policy authz.Policy) *authz.Authorizer {
 	tb.Helper()
 	a, err := authz.New(authz.Options{
 		JWT: authz.JWTConfig{
@@ -71,7 +100,7 @@ func newAuthorizer(tb testing.TB, dir userstore.Directory) *authz.Authorizer {
 			Issuer:    authz.DefaultIssuer,
 		},
 		Directory: dir,
-		Policy:    routes.NewSet(routes.Meet()),
+		Policy:    policy,
 	})
 	if err != nil {
 		tb.Fatalf("authz.New: %v", err)

@@ -76,6 +76,7 @@ const (
 	problemBadURL           = "X-Original-URL is not scheme://authority/path"
 	problemURIMismatch      = "X-Original-URI and X-Original-URL disagree"
 	problemDoubleSlash      = "original path starts with // (Envoy path_prefix with a trailing slash?)"
+	problemAsterisk         = "request target * (OPTIONS *) is not a check"
 )
 
 // DefaultPathPrefix is the prefix used when Options.PathPrefix is empty.
@@ -117,6 +118,10 @@ func CleanPathPrefix(p string) (string, error) {
 func original(r *http.Request, prefix string) (req authz.Request, m mode, problem string) {
 	h := r.Header
 	target := r.RequestURI
+	if target == "*" {
+		// "OPTIONS *" asks about the server, not a request to authorise.
+		return authz.Request{}, modeNone, problemAsterisk
+	}
 	path := target
 	if i := strings.IndexByte(path, '?'); i >= 0 {
 		path = path[:i]

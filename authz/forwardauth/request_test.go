@@ -159,7 +159,7 @@ func TestRefusedChecks(t *testing.T) {
 		{"readyz", "GET", "/readyz", nil, problemOutsidePrefix},
 		{"metrics", "GET", "/metrics", nil, problemOutsidePrefix},
 		{"root", "GET", "/", nil, problemOutsidePrefix},
-		{"asterisk", "OPTIONS", "*", nil, problemOutsidePrefix},
+		{"asterisk", "OPTIONS", "*", nil, problemAsterisk},
 		{"bare prefix without headers", "GET", "/check", nil, problemNoOriginal},
 		{"bare prefix with only X-Forwarded-Host", "GET", "/check", http.Header{"X-Forwarded-Host": {"h"}}, problemNoOriginal},
 		{"both header families (client X-Original-URI through Traefik)", "GET", "/check",

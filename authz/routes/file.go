@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -25,6 +26,7 @@ func Load(path string) (*Table, error) {
 // line and the key.
 //
 //	name: things            # optional
+//	include: meet           # optional: the built-in meet table's routes and prefix come first
 //	routes:                 # first match wins
 //	  - path: /healthz      # exact; or prefix: /docs/ ; or regex: ^/api/v[0-9]+/x$
 //	    methods: [GET]      # optional: the route applies to these methods only
@@ -32,7 +34,13 @@ func Load(path string) (*Table, error) {
 //	  - prefix: /api/things/
 //	    actions:            # method -> required scope; unlisted methods: unknown action
 //	      GET: things:read  # HEAD follows GET unless listed
-//	default: authenticate   # authenticate | deny | public
+//	prefixes:               # optional: what unmatched requests under a prefix get (longest wins)
+//	  /api/: unknown-action
+//	default: authenticate   # outside every prefix: authenticate | deny | unknown-action | public
+//
+// Paths and prefixes are matched against the decoded path (see the package
+// comment), so they are written decoded. Methods are written upper case and
+// match requests whatever their case.
 func Parse(file, name string, data []byte) (*Table, error) {
 	p := parser{file: file}
 	var doc yaml.Node
@@ -104,6 +112,11 @@ func (p parser) method(n *yaml.Node, key string) (method, error) {
 	if m == mUnknown {
 		return 0, p.errorf(n, key, "unknown method %q (want one of %s)", s, strings.Join(methodNames[1:], ", "))
 	}
+	if s != methodNames[m] {
+		// Requests match whatever their case; the file says it one way so
+		// that a reader never wonders whether "delete" is DELETE.
+		return 0, p.errorf(n, key, "method %q must be written in upper case (%s)", s, methodNames[m])
+	}
 	return m, nil
 }
 
@@ -113,6 +126,8 @@ func (p parser) table(n *yaml.Node, name string) (*Table, error) {
 		return nil, err
 	}
 	t := &Table{name: name}
+	var included *Table
+	var own []route
 	for _, kv := range fields {
 		k, v := kv[0], kv[1]
 		switch k.Value {
@@ -120,6 +135,15 @@ func (p parser) table(n *yaml.Node, name string) (*Table, error) {
 			if t.name, err = p.str(v, "name"); err != nil {
 				return nil, err
 			}
+		case "include":
+			s, err := p.str(v, "include")
+			if err != nil {
+				return nil, err
+			}
+			if s != MeetTableName {
+				return nil, p.errorf(v, "include", "unknown table %q (want %s)", s, MeetTableName)
+			}
+			included = Meet()
 		case "routes":
 			if v.Kind != yaml.SequenceNode {
 				return nil, p.errorf(v, "routes", "must be a list")
@@ -129,28 +153,69 @@ func (p parser) table(n *yaml.Node, name string) (*Table, error) {
 				if err != nil {
 					return nil, err
 				}
-				t.routes = append(t.routes, r)
+				own = append(own, r)
 			}
-		case "default":
-			s, err := p.str(v, "default")
+		case "prefixes":
+			pf, err := p.fields(v, "prefixes")
 			if err != nil {
 				return nil, err
 			}
-			switch s {
-			case "authenticate":
-				t.def = DefaultAuthenticate
-			case "deny":
-				t.def = DefaultDeny
-			case "public":
-				t.def = DefaultPublic
-			default:
-				return nil, p.errorf(v, "default", "unknown value %q (want authenticate, deny or public)", s)
+			for _, e := range pf {
+				prefix, err := p.str(e[0], "prefixes")
+				if err != nil {
+					return nil, err
+				}
+				if !strings.HasPrefix(prefix, "/") {
+					return nil, p.errorf(e[0], "prefixes", "%q must start with /", prefix)
+				}
+				if hasEscape(prefix) {
+					return nil, p.errorf(e[0], "prefixes", "%q holds a percent-escape: write the path decoded", prefix)
+				}
+				d, err := p.defaultValue(e[1], "prefixes."+prefix)
+				if err != nil {
+					return nil, err
+				}
+				t.prefixes = append(t.prefixes, prefixDefault{prefix: prefix, def: d})
+			}
+		case "default":
+			if t.def, err = p.defaultValue(v, "default"); err != nil {
+				return nil, err
 			}
 		default:
-			return nil, p.errorf(k, k.Value, "unknown key (want name, routes, default)")
+			return nil, p.errorf(k, k.Value, "unknown key (want name, include, routes, prefixes, default)")
 		}
 	}
+	if included != nil {
+		// The included table's routes come first, so that the file can add
+		// routes but not weaken the ones it includes; its prefixes join the
+		// file's, and redefining one is an error rather than a silent choice.
+		for _, ip := range included.prefixes {
+			for _, fp := range t.prefixes {
+				if fp.prefix == ip.prefix {
+					return nil, fmt.Errorf("routes: %s: prefixes: %s is already set by include: %s", p.file, ip.prefix, included.name)
+				}
+			}
+		}
+		t.routes = append(t.routes, included.routes...)
+		t.prefixes = append(t.prefixes, included.prefixes...)
+	}
+	t.routes = append(t.routes, own...)
+	// Longest prefix first: the most specific default wins.
+	slices.SortStableFunc(t.prefixes, func(a, b prefixDefault) int { return len(b.prefix) - len(a.prefix) })
 	return t, nil
+}
+
+// defaultValue reads a Default by its name.
+func (p parser) defaultValue(n *yaml.Node, key string) (Default, error) {
+	s, err := p.str(n, key)
+	if err != nil {
+		return 0, err
+	}
+	d, ok := parseDefault(s)
+	if !ok {
+		return 0, p.errorf(n, key, "unknown value %q (want authenticate, deny, unknown-action or public)", s)
+	}
+	return d, nil
 }
 
 func (p parser) route(n *yaml.Node) (route, error) {
@@ -180,6 +245,11 @@ func (p parser) route(n *yaml.Node) (route, error) {
 			}
 			if r.kind != matchRegex && !strings.HasPrefix(r.pattern, "/") {
 				return r, p.errorf(v, k.Value, "must start with /")
+			}
+			if r.kind != matchRegex && hasEscape(r.pattern) {
+				// Requests are matched decoded: an escape here could
+				// never match, which would hide the route.
+				return r, p.errorf(v, k.Value, "%q holds a percent-escape: write the path decoded", r.pattern)
 			}
 		case "methods":
 			if v.Kind != yaml.SequenceNode || len(v.Content) == 0 {
@@ -251,4 +321,19 @@ func (p parser) actions(n *yaml.Node, r *route) error {
 		r.setAction(mHEAD, r.actions[mGET])
 	}
 	return nil
+}
+
+// hasEscape reports whether s holds a percent-escape ("%" and two hex
+// digits).
+func hasEscape(s string) bool {
+	for i := 0; i+2 < len(s); i++ {
+		if s[i] == '%' && isHex(s[i+1]) && isHex(s[i+2]) {
+			return true
+		}
+	}
+	return false
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }

@@ -3,34 +3,58 @@ package routes
 // MeetTableName is the name of the built-in table for Meet's external API.
 const MeetTableName = "meet"
 
+// MeetPrefix is the part of Meet's URL space the meet table guards: under
+// it, what the table does not name is refused (unknown action).
+const MeetPrefix = "/external-api/"
+
 // Meet returns the built-in table for Meet's external API
-// (/external-api/v1.0/), mirroring its viewsets and HasRequiredRoomScope:
+// (/external-api/v1.0/), mirroring its router (a Django REST framework
+// DefaultRouter, so every route also has its format-suffix forms), its
+// viewsets and HasRequiredRoomScope:
 //
-//	POST /external-api/v1.0/application/token/   public (the token endpoint)
-//	/external-api/v1.0/rooms/                     GET, HEAD rooms:list; POST rooms:create
-//	/external-api/v1.0/rooms/{id}/                GET, HEAD rooms:retrieve
-//	either rooms route, any other method          403 Unknown action (after authentication)
-//	anything else                                 authentication, no scope
+//	POST /external-api/v1.0/application/token/      public (the token endpoint)
+//	     /external-api/v1.0/application/token.{fmt}  same, format suffix
+//	/external-api/v1.0/rooms/, rooms.{fmt}           GET, HEAD rooms:list; POST rooms:create
+//	/external-api/v1.0/rooms/{id}/, rooms/{id}.{fmt} GET, HEAD rooms:retrieve
+//	either rooms route, any other method             403 Unknown action (after authentication)
+//	anything else under /external-api/               403 Unknown action (after authentication)
+//	anything else                                    authentication, no scope
+//
+// {fmt} is [a-z0-9]+ and may be followed by "/"; {id} is one segment without
+// "." or "/" (DRF's default lookup_value_regex, [^/.]+). Paths are matched
+// decoded (see the package comment).
+//
+// Failing closed under the prefix matters because Meet's router serves more
+// than the canonical paths (rooms.json is the rooms list): a path the table
+// does not know may still be an action that needs a scope.
+//
+// Outside MeetPrefix the table requires authentication; a routes file with
+// "include: meet" and "default: public" makes it public instead.
 func Meet() *Table {
-	rooms := route{kind: matchExact, pattern: "/external-api/v1.0/rooms/", byAction: true}
+	const api = "/external-api/v1.0/"
+
+	rooms := route{kind: matchDRFList, pattern: api + "rooms", byAction: true}
 	rooms.setAction(mGET, "rooms:list")
 	rooms.setAction(mHEAD, "rooms:list")
 	rooms.setAction(mPOST, "rooms:create")
 
-	// One path segment without "." or "/" (the default lookup_value_regex
-	// of DRF routers, [^/.]+), then the trailing slash.
-	room := route{kind: matchSegment, pattern: "/external-api/v1.0/rooms/", byAction: true}
+	room := route{kind: matchDRFDetail, pattern: api + "rooms/", byAction: true}
 	room.setAction(mGET, "rooms:retrieve")
 	room.setAction(mHEAD, "rooms:retrieve")
 
 	token := route{
-		kind:    matchExact,
-		pattern: "/external-api/v1.0/application/token/",
+		kind:    matchDRFList,
+		pattern: api + "application/token",
 		methods: 1 << mPOST,
 	}
 	token.rule.Public = true
 
-	return &Table{name: MeetTableName, routes: []route{token, rooms, room}, def: DefaultAuthenticate}
+	return &Table{
+		name:     MeetTableName,
+		routes:   []route{token, rooms, room},
+		prefixes: []prefixDefault{{prefix: MeetPrefix, def: DefaultUnknownAction}},
+		def:      DefaultAuthenticate,
+	}
 }
 
 func (r *route) setAction(m method, scope string) {

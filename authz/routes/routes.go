@@ -3,11 +3,21 @@
 // and 12–14). It holds the built-in table for Meet's external API and the
 // loader for routes files.
 //
-// Security rationale: matching works on the raw path Envoy sends, without
-// decoding or normalising it, so an encoded or padded variant of a public path
-// is simply not that path and falls to the default (authentication). Anything
-// that cannot be parsed stops start-up: a bad routes file must never degrade
-// into "allow everything".
+// Security rationale: tables match what the backend will route on, not the
+// raw request target. The path is percent-decoded once, without its query
+// string (authz.RoutePath), as WSGI's PATH_INFO and Django's router see it,
+// so "/external-api/v1.0/room%73/" is the rooms list. What cannot be decided
+// safely (an encoded "/" or "\", NUL or control characters, dot or empty
+// segments in any spelling, a "#" in the target, invalid escapes or UTF-8)
+// is refused with a 403 before any token check. Methods are judged
+// upper-cased, as Django does, so "delete" is DELETE; a method that is not an
+// RFC 9110 token is refused. Paths stay case-sensitive.
+//
+// Tables fail closed under their prefixes: a request under a prefix (Meet's
+// "/external-api/") that no route names is an unknown action (403 after
+// authentication), not "authentication only". Anything that cannot be parsed
+// stops start-up: a bad routes file must never degrade into "allow
+// everything".
 package routes
 
 import (
@@ -36,10 +46,23 @@ const (
 
 var methodNames = [nMethods]string{"", "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"}
 
-// parseMethod maps an HTTP method to its index without allocating. Methods
-// are case-sensitive (RFC 9110): "get" is not GET and maps to no action.
+// parseMethod maps an HTTP method to its index without allocating. The
+// method is upper-cased (ASCII) first, as Django does before dispatching: a
+// request's "delete" runs the DELETE handler, so it must meet DELETE's rule.
 func parseMethod(s string) method {
-	switch s {
+	const longest = len("OPTIONS")
+	if len(s) < 3 || len(s) > longest {
+		return mUnknown
+	}
+	var buf [longest]byte
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'a' <= c && c <= 'z' {
+			c -= 'a' - 'A'
+		}
+		buf[i] = c
+	}
+	switch string(buf[:len(s)]) {
 	case "GET":
 		return mGET
 	case "HEAD":
@@ -78,7 +101,26 @@ const (
 	DefaultDeny
 	// DefaultPublic lets unmatched requests through without identity.
 	DefaultPublic
+	// DefaultUnknownAction answers 403 "Insufficient permissions. Unknown
+	// action." after authentication: what Meet's table does under its
+	// prefix with what it does not name.
+	DefaultUnknownAction
 )
+
+// parseDefault reads the spelling of a Default in routes files.
+func parseDefault(s string) (Default, bool) {
+	switch s {
+	case "authenticate":
+		return DefaultAuthenticate, true
+	case "deny":
+		return DefaultDeny, true
+	case "public":
+		return DefaultPublic, true
+	case "unknown-action":
+		return DefaultUnknownAction, true
+	}
+	return 0, false
+}
 
 func (d Default) rule() authz.Rule {
 	switch d {
@@ -86,9 +128,17 @@ func (d Default) rule() authz.Rule {
 		return authz.Rule{Deny: true}
 	case DefaultPublic:
 		return authz.Rule{Public: true}
+	case DefaultUnknownAction:
+		return authz.Rule{UnknownAction: true}
 	default:
 		return authz.Rule{}
 	}
+}
+
+// prefixDefault is what unmatched requests under a prefix get.
+type prefixDefault struct {
+	prefix string
+	def    Default
 }
 
 type matchKind uint8
@@ -97,9 +147,16 @@ const (
 	matchExact matchKind = iota
 	matchPrefix
 	matchRegex
-	// matchSegment is prefix + one non-empty segment without "." or "/" +
-	// "/": Meet's detail routes, matched without a regexp.
-	matchSegment
+	// matchDRFList is a Django REST framework collection route (or a
+	// detail=False action) with its format suffixes: pattern + "/", or
+	// pattern + "." + format + optional "/" (DRF's
+	// `name\.(?P<format>[a-z0-9]+)/?$`). pattern has no trailing slash.
+	matchDRFList
+	// matchDRFDetail is a DRF detail route with its format suffixes:
+	// pattern + a non-empty id without "." or "/" (DRF's default
+	// lookup_value_regex, [^/.]+) + "/", or + "." + format + optional "/".
+	// pattern ends with "/".
+	matchDRFDetail
 )
 
 // compileRegex prepares a regex route.
@@ -139,15 +196,43 @@ func (r *route) matches(path string) bool {
 		return path == r.pattern
 	case matchPrefix:
 		return strings.HasPrefix(path, r.pattern)
-	case matchSegment:
+	case matchDRFList:
 		rest, ok := strings.CutPrefix(path, r.pattern)
-		if !ok || len(rest) < 2 || rest[len(rest)-1] != '/' {
+		return ok && drfEnding(rest)
+	case matchDRFDetail:
+		rest, ok := strings.CutPrefix(path, r.pattern)
+		if !ok {
 			return false
 		}
-		return !strings.ContainsAny(rest[:len(rest)-1], "/.")
+		id := 0
+		for id < len(rest) && rest[id] != '/' && rest[id] != '.' {
+			id++
+		}
+		return id > 0 && drfEnding(rest[id:])
 	default:
 		return strings.HasPrefix(path, r.literal) && r.re.MatchString(path)
 	}
+}
+
+// drfEnding reports whether rest ends a DRF route: "/", or "." + a format
+// ([a-z0-9]+) + an optional "/".
+func drfEnding(rest string) bool {
+	if rest == "/" {
+		return true
+	}
+	if rest == "" || rest[0] != '.' {
+		return false
+	}
+	f := strings.TrimSuffix(rest[1:], "/")
+	if f == "" {
+		return false
+	}
+	for i := 0; i < len(f); i++ {
+		if c := f[i]; !('a' <= c && c <= 'z' || '0' <= c && c <= '9') {
+			return false
+		}
+	}
+	return true
 }
 
 func (r *route) ruleFor(m method) authz.Rule {
@@ -160,12 +245,16 @@ func (r *route) ruleFor(m method) authz.Rule {
 	return authz.Rule{UnknownAction: true}
 }
 
-// Table is an ordered list of routes; the first match wins. It implements
-// authz.Policy and is safe for concurrent use (immutable once built).
+// Table is an ordered list of routes; the first match wins. A request no
+// route matches gets the default of the longest prefix it is under, or else
+// the table's default. It implements authz.Policy and is safe for concurrent
+// use (immutable once built).
 type Table struct {
 	name   string
 	routes []route
-	def    Default
+	// prefixes are sorted longest first.
+	prefixes []prefixDefault
+	def      Default
 }
 
 // Name returns the table's name, used by Envoy's per-route
@@ -175,20 +264,30 @@ func (t *Table) Name() string { return t.name }
 // Len returns the number of routes.
 func (t *Table) Len() int { return len(t.routes) }
 
-// Match implements authz.Policy. It matches the path without its query
-// string, as sent (no decoding, no normalisation).
+// Match implements authz.Policy. It matches the path the backend will see
+// (authz.RouteTarget: without the query string, percent-decoded once) and
+// the method upper-cased; a request RouteTarget refuses gets its refusal.
 func (t *Table) Match(req *authz.Request) authz.Rule {
-	path := req.Path
-	if i := strings.IndexByte(path, '?'); i >= 0 {
-		path = path[:i]
+	path, refuse := authz.RouteTarget(req)
+	if refuse != authz.RefuseNone {
+		return authz.Rule{Refuse: refuse}
 	}
-	m := parseMethod(req.Method)
+	return t.match(parseMethod(req.Method), path)
+}
+
+// match finds the rule of a decoded path.
+func (t *Table) match(m method, path string) authz.Rule {
 	for i := range t.routes {
 		r := &t.routes[i]
 		if !r.methods.has(m) || !r.matches(path) {
 			continue
 		}
 		return r.ruleFor(m)
+	}
+	for _, p := range t.prefixes {
+		if strings.HasPrefix(path, p.prefix) {
+			return p.def.rule()
+		}
 	}
 	return t.def.rule()
 }

@@ -31,22 +31,32 @@ func TestMeetTable(t *testing.T) {
 	scope := func(s string) authz.Rule { return authz.Rule{Scope: s} }
 	unknown := authz.Rule{UnknownAction: true}
 	auth := authz.Rule{}
+	badPath := authz.Rule{Refuse: authz.RefusePath}
+	badMethod := authz.Rule{Refuse: authz.RefuseMethod}
 	for _, tc := range []struct {
 		method, path string
 		want         authz.Rule
 	}{
 		{"POST", token, public},
 		{"POST", token + "?next=/x", public},
-		{"GET", token, auth},        // only POST is public
-		{"OPTIONS", token, auth},    // ditto
-		{"POST", token + "x", auth}, // anything appended is not the public path
-		{"POST", "/external-api/v1.0/application/token", auth},
-		{"POST", "/external-api/v1.0/application/token//", auth},
-		{"POST", "/external-api/v1.0/application%2Ftoken/", auth},
-		{"POST", "/external-api/v1.0/application/token/;x", auth},
-		{"POST", "/external-api/v1.0/rooms/../application/token/", auth},
-		{"POST", "//external-api/v1.0/application/token/", auth},
-		{"POST", "/EXTERNAL-API/v1.0/application/token/", auth},
+		{"post", token, public},
+		{"POST", "/external-api/v1.0/application/token.json", public}, // DRF format suffix
+		{"POST", "/external-api/v1.0/application/token.json/", public},
+		{"POST", "/external-api/v1.0/application/tok%65n/", public}, // decoded, as Django routes it
+		{"GET", token, unknown},                                     // only POST is public; Meet has no GET there
+		{"OPTIONS", token, unknown},                                 // ditto
+		{"POST", token + "x", unknown},                              // anything appended is not the public path
+		{"POST", "/external-api/v1.0/application/token", unknown},
+		{"POST", "/external-api/v1.0/application/token.JSON", unknown}, // formats are [a-z0-9]+
+		{"POST", "/external-api/v1.0/application/token.", unknown},
+		{"POST", "/external-api/v1.0/application/token//", badPath},
+		{"POST", "/external-api/v1.0/application%2Ftoken/", badPath},
+		{"POST", "/external-api/v1.0/application/token/;x", unknown},
+		{"POST", "/external-api/v1.0/rooms/../application/token/", badPath},
+		{"POST", "/external-api/v1.0/rooms/%2e%2E/application/token/", badPath},
+		{"POST", "//external-api/v1.0/application/token/", badPath},
+		{"POST", token + "#x", badPath},
+		{"POST", "/EXTERNAL-API/v1.0/application/token/", auth}, // case-sensitive: outside the prefix
 		{"GET", rooms, scope("rooms:list")},
 		{"HEAD", rooms, scope("rooms:list")},
 		{"GET", rooms + "?page=2&page_size=10", scope("rooms:list")},
@@ -55,23 +65,53 @@ func TestMeetTable(t *testing.T) {
 		{"PATCH", rooms, unknown},
 		{"DELETE", rooms, unknown},
 		{"OPTIONS", rooms, unknown},
-		{"get", rooms, unknown}, // methods are case-sensitive
+		{"get", rooms, scope("rooms:list")}, // Django upper-cases the method
+		{"pOsT", rooms, scope("rooms:create")},
 		{"BREW", rooms, unknown},
+		{"G ET", rooms, badMethod},
+		{"", rooms, badMethod},
+		// Spellings of the rooms list the backend routes to it.
+		{"GET", "/external-api/v1.0/room%73/", scope("rooms:list")},
+		{"POST", "/external-api/v1.0/room%73/", scope("rooms:create")},
+		{"GET", "/external-api/v1.0/%72ooms/", scope("rooms:list")},
+		{"GET", "/external-api/v1.0/rooms%2F", badPath},
+		{"GET", rooms + "#frag", badPath},
+		{"GET", "/external-api/v1.0/rooms.json", scope("rooms:list")},
+		{"GET", "/external-api/v1.0/rooms.json/", scope("rooms:list")},
+		{"GET", "/external-api/v1.0/rooms.api?x=1", scope("rooms:list")},
+		{"POST", "/external-api/v1.0/rooms.json", scope("rooms:create")},
+		{"PUT", "/external-api/v1.0/rooms.json", unknown},
 		{"GET", room, scope("rooms:retrieve")},
 		{"HEAD", room, scope("rooms:retrieve")},
 		{"GET", room + "?x=1", scope("rooms:retrieve")},
 		{"GET", "/external-api/v1.0/rooms/abc-def/", scope("rooms:retrieve")},
+		{"GET", "/external-api/v1.0/rooms/abc.json", scope("rooms:retrieve")},
+		{"GET", "/external-api/v1.0/rooms/abc.json/", scope("rooms:retrieve")},
+		{"GET", "/external-api/v1.0/rooms/a.b/", scope("rooms:retrieve")}, // id "a", format "b"
+		{"GET", "/external-api/v1.0/rooms/abc%2F", badPath},
+		{"GET", "/external-api/v1.0/rooms/ab%63/", scope("rooms:retrieve")},
 		{"POST", room, unknown},
 		{"PUT", room, unknown},
 		{"DELETE", room, unknown},
-		{"GET", "/external-api/v1.0/rooms/a.b/", auth}, // "." is not an id
-		{"GET", "/external-api/v1.0/rooms/a/b/", auth}, // two segments
-		{"GET", "/external-api/v1.0/rooms/abc", auth},  // no trailing slash
-		{"GET", "/external-api/v1.0/rooms//", auth},    // empty id
-		{"GET", "/external-api/v1.0/rooms", auth},
-		{"GET", "/external-api/v1.0/other/", auth},
+		{"delete", room, unknown},
+		{"PUT", "/external-api/v1.0/rooms/abc.json", unknown},
+		// Under the prefix, what the table does not name fails closed.
+		{"GET", "/external-api/v1.0/rooms/a.b.c/", unknown},
+		{"GET", "/external-api/v1.0/rooms/a/b/", unknown},
+		{"GET", "/external-api/v1.0/rooms/abc", unknown},
+		{"GET", "/external-api/v1.0/rooms", unknown},
+		{"GET", "/external-api/v1.0/rooms.JSON", unknown},
+		{"GET", "/external-api/v1.0/other/", unknown},
+		{"GET", "/external-api/v1.0/", unknown},
+		{"GET", "/external-api/v2.0/rooms/", unknown},
+		{"GET", "/external-api/", unknown},
+		// Outside it, authentication.
+		{"GET", "/external-api", auth},
+		{"GET", "/external-apix/", auth},
+		{"GET", "/api/v1.0/rooms/", auth},
 		{"GET", "/", auth},
-		{"GET", "", auth},
+		{"GET", "", badPath},
+		{"OPTIONS", "*", badPath},
 	} {
 		t.Run(tc.method+" "+tc.path, func(t *testing.T) {
 			if got := rule(t, meet, tc.method, tc.path); got != tc.want {
@@ -145,8 +185,24 @@ func TestMeetBehaviour(t *testing.T) {
 		{"inactive user with the right scope is a 401", "GET", rooms, tok(inactive, "rooms:list"), want{401, "User account is disabled.", ""}},
 		{"token endpoint is public", "POST", "/external-api/v1.0/application/token/", "", want{200, "", ""}},
 		{"token endpoint ignores bad tokens", "POST", "/external-api/v1.0/application/token/", "Bearer junk", want{200, "", ""}},
-		{"other path needs authentication only", "GET", "/external-api/v1.0/other/", tok(user, nil), want{200, "", ""}},
-		{"other path without token", "GET", "/external-api/v1.0/other/", "", want{401, "Authentication credentials were not provided.", ""}},
+		{"path outside the prefix needs authentication only", "GET", "/api/v1.0/users/me/", tok(user, nil), want{200, "", ""}},
+		{"path outside the prefix without token", "GET", "/api/v1.0/users/me/", "", want{401, "Authentication credentials were not provided.", ""}},
+		{"unnamed path under the prefix is an unknown action", "GET", "/external-api/v1.0/other/", tok(user, nil),
+			want{403, "Insufficient permissions. Unknown action.", ""}},
+		{"unnamed path under the prefix needs credentials first", "GET", "/external-api/v1.0/other/", "",
+			want{401, "Authentication credentials were not provided.", ""}},
+		{"rooms.json is the list: needs its scope", "GET", "/external-api/v1.0/rooms.json", tok(user, nil), want{403, "Insufficient permissions.", ""}},
+		{"rooms.json with the list scope", "GET", "/external-api/v1.0/rooms.json", tok(user, "rooms:list"), want{200, "", "rooms:list"}},
+		{"PUT rooms.json is an unknown action", "PUT", "/external-api/v1.0/rooms.json", tok(user, all), want{403, "Insufficient permissions. Unknown action.", ""}},
+		{"rooms/{id}.json is retrieve", "GET", "/external-api/v1.0/rooms/abc.json", tok(user, "rooms:list"), denyScope("rooms:retrieve")},
+		{"encoded rooms list needs its scope", "GET", "/external-api/v1.0/room%73/", tok(user, nil), want{403, "Insufficient permissions.", ""}},
+		{"encoded POST is create", "POST", "/external-api/v1.0/room%73/", tok(user, "rooms:list"), denyScope("rooms:create")},
+		{"encoded slash is refused before the token", "GET", "/external-api/v1.0/rooms%2F", "", want{403, "Invalid request path.", ""}},
+		{"encoded slash in an id is refused", "GET", "/external-api/v1.0/rooms/abc%2F", tok(user, all), want{403, "Invalid request path.", ""}},
+		{"fragment is refused", "GET", "/external-api/v1.0/rooms/#frag", tok(user, nil), want{403, "Invalid request path.", ""}},
+		{"dot segments are refused", "POST", "/external-api/v1.0/rooms/%2E%2e/application/token/", "", want{403, "Invalid request path.", ""}},
+		{"lower-case method is judged upper-cased", "post", rooms, tok(user, "rooms:list"), denyScope("rooms:create")},
+		{"method that is not a token is refused", "GE T", rooms, tok(user, all), want{403, "Invalid request method.", ""}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d := a.Decide(context.Background(), &authz.Request{Method: tc.method, Path: tc.path, Authorization: tc.auth})
@@ -232,6 +288,125 @@ func TestFile(t *testing.T) {
 	}
 }
 
+// TestFileMethodCase: a rule limited to a method holds for every spelling of
+// it, as Django upper-cases the method before dispatching.
+func TestFileMethodCase(t *testing.T) {
+	tbl, err := Parse("f.yaml", "f", []byte(`
+routes:
+  - prefix: /admin/
+    methods: [DELETE]
+    deny: true
+  - path: /healthz
+    methods: [GET]
+    public: true
+  - prefix: /api/
+    actions: {GET: api:read}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		method, path string
+		want         authz.Rule
+	}{
+		{"DELETE", "/admin/x", authz.Rule{Deny: true}},
+		{"delete", "/admin/x", authz.Rule{Deny: true}},
+		{"Delete", "/admin/x", authz.Rule{Deny: true}},
+		{"dElEtE", "/admin/x", authz.Rule{Deny: true}},
+		{"GET", "/admin/x", authz.Rule{}},
+		{"DELETE ", "/admin/x", authz.Rule{Refuse: authz.RefuseMethod}},
+		{"DEL	ETE", "/admin/x", authz.Rule{Refuse: authz.RefuseMethod}},
+		{"get", "/healthz", authz.Rule{Public: true}},
+		{"get", "/api/x", authz.Rule{Scope: "api:read"}},
+		{"head", "/api/x", authz.Rule{Scope: "api:read"}},
+		{"put", "/api/x", authz.Rule{UnknownAction: true}},
+	} {
+		if got := rule(t, tbl, tc.method, tc.path); got != tc.want {
+			t.Errorf("%q %s: rule = %+v, want %+v", tc.method, tc.path, got, tc.want)
+		}
+	}
+}
+
+// TestFilePrefixes: unmatched requests get the default of the longest prefix
+// they are under, else the file's default; include: meet brings Meet's
+// routes and its fail-closed /external-api/ prefix, and "default: public"
+// then lets every other path of Meet through without identity.
+func TestFilePrefixes(t *testing.T) {
+	tbl, err := Parse("f.yaml", "f", []byte(`
+routes:
+  - path: /api/open/
+    public: true
+prefixes:
+  /api/: unknown-action
+  /api/admin/: deny
+  /api/docs/: authenticate
+default: public
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]authz.Rule{
+		"/api/open/":      {Public: true},
+		"/api/x":          {UnknownAction: true},
+		"/api/admin/x":    {Deny: true},
+		"/api/docs/x":     {},
+		"/api%2Fx":        {Refuse: authz.RefusePath},
+		"/ap%69/x":        {UnknownAction: true},
+		"/api":            {Public: true},
+		"/elsewhere":      {Public: true},
+		"/x/../api/admin": {Refuse: authz.RefusePath},
+	} {
+		if got := rule(t, tbl, "GET", path); got != want {
+			t.Errorf("GET %s: rule = %+v, want %+v", path, got, want)
+		}
+	}
+
+	meetPublic, err := Parse("meet-public.yaml", "meet-public", []byte(`
+include: meet
+routes:
+  - path: /external-api/v1.0/rooms/
+    public: true      # cannot weaken an included route: Meet's comes first
+  - path: /external-api/v1.0/health/
+    public: true      # can add one under its prefix
+default: public
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	meet := Meet()
+	for _, tc := range []struct {
+		method, path string
+		want         authz.Rule
+	}{
+		{"POST", "/external-api/v1.0/application/token/", authz.Rule{Public: true}},
+		{"GET", "/external-api/v1.0/rooms/", authz.Rule{Scope: "rooms:list"}},
+		{"GET", "/external-api/v1.0/rooms.json", authz.Rule{Scope: "rooms:list"}},
+		{"GET", "/external-api/v1.0/rooms/abc/", authz.Rule{Scope: "rooms:retrieve"}},
+		{"GET", "/external-api/v1.0/other/", authz.Rule{UnknownAction: true}},
+		{"GET", "/external-api/v1.0/health/", authz.Rule{Public: true}},
+		{"GET", "/api/v1.0/rooms/", authz.Rule{Public: true}},
+		{"GET", "/", authz.Rule{Public: true}},
+		{"GET", "/external-api%2Fv1.0/rooms/", authz.Rule{Refuse: authz.RefusePath}},
+		{"GET", "//external-api/v1.0/rooms/", authz.Rule{Refuse: authz.RefusePath}},
+	} {
+		if got := rule(t, meetPublic, tc.method, tc.path); got != tc.want {
+			t.Errorf("include meet, default public: %s %s: rule = %+v, want %+v", tc.method, tc.path, got, tc.want)
+		}
+		if tc.path == "/external-api/v1.0/health/" {
+			continue
+		}
+		// Under the prefix, the same answers as the built-in table.
+		if strings.HasPrefix(tc.path, MeetPrefix) || tc.want.Refuse != authz.RefuseNone {
+			if got, want := rule(t, meetPublic, tc.method, tc.path), rule(t, meet, tc.method, tc.path); got != want {
+				t.Errorf("%s %s: included %+v, built-in %+v", tc.method, tc.path, got, want)
+			}
+		}
+	}
+	if meetPublic.Name() != "meet-public" {
+		t.Errorf("name %q", meetPublic.Name())
+	}
+}
+
 func TestFileErrors(t *testing.T) {
 	for _, tc := range []struct {
 		name, content, want string
@@ -240,7 +415,16 @@ func TestFileErrors(t *testing.T) {
 		{"unknown route key", "routes:\n  - path: /a\n    publik: true\n", `f.yaml:3: publik: unknown key`},
 		{"unknown method", "routes:\n  - path: /a\n    methods: [GET, FETCH]\n", `f.yaml:3: methods: unknown method "FETCH"`},
 		{"unknown action method", "routes:\n  - path: /a\n    actions:\n      GRAB: s\n", `f.yaml:4: actions: unknown method "GRAB"`},
-		{"lower-case method", "routes:\n  - path: /a\n    methods: [get]\n", `f.yaml:3: methods: unknown method "get"`},
+		{"lower-case method", "routes:\n  - path: /a\n    methods: [get]\n", `f.yaml:3: methods: method "get" must be written in upper case (GET)`},
+		{"mixed-case action", "routes:\n  - path: /a\n    actions:\n      Delete: s\n", `f.yaml:4: actions: method "Delete" must be written in upper case (DELETE)`},
+		{"unknown include", "include: mete\nroutes: []\n", `f.yaml:1: include: unknown table "mete"`},
+		{"prefix not absolute", "prefixes:\n  api/: deny\n", `f.yaml:2: prefixes: "api/" must start with /`},
+		{"unknown prefix default", "prefixes:\n  /api/: allow\n", `f.yaml:2: prefixes./api/: unknown value "allow"`},
+		{"duplicate prefix", "prefixes:\n  /api/: deny\n  /api/: public\n", `f.yaml:3: /api/: duplicate key`},
+		{"prefix of the included table", "include: meet\nprefixes:\n  /external-api/: public\n", `prefixes: /external-api/ is already set by include: meet`},
+		{"prefixes not a mapping", "prefixes: [/a/]\n", `f.yaml:1: prefixes: must be a mapping`},
+		{"encoded path", "routes:\n  - path: /a%20b\n", `f.yaml:2: path: "/a%20b" holds a percent-escape: write the path decoded`},
+		{"encoded prefix", "prefixes:\n  /a%2Fb/: deny\n", `f.yaml:2: prefixes: "/a%2Fb/" holds a percent-escape`},
 		{"non-string scope", "routes:\n  - path: /a\n    actions:\n      GET: 5\n", `f.yaml:4: actions.GET: must be a string`},
 		{"list scope", "routes:\n  - path: /a\n    scope: [a]\n", `f.yaml:3: scope: must be a string`},
 		{"empty scope", "routes:\n  - path: /a\n    scope: \"\"\n", `f.yaml:3: scope: must not be empty`},
@@ -323,6 +507,9 @@ func TestContextExtensions(t *testing.T) {
 		{"built-in authenticate table", map[string]string{ExtTable: "authenticate"}, "/external-api/v1.0/rooms/", authz.Rule{}},
 		{"unknown table denies", map[string]string{ExtTable: "nope"}, "/healthz", authz.Rule{Deny: true}},
 		{"blank scope ignored", map[string]string{ExtScope: " "}, "/external-api/v1.0/rooms/", authz.Rule{Scope: "rooms:list"}},
+		{"scope does not rescue an undecidable path", map[string]string{ExtScope: "x:y"}, "/a%2Fb", authz.Rule{Refuse: authz.RefusePath}},
+		{"nor does a table", map[string]string{ExtTable: "things"}, "/api/things/%2e%2e/x", authz.Rule{Refuse: authz.RefusePath}},
+		{"table matches decoded", map[string]string{ExtTable: "meet"}, "/external-api/v1.0/room%73/", authz.Rule{Scope: "rooms:list"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := match("GET", tc.path, tc.ext); got != tc.want {
@@ -369,12 +556,18 @@ func BenchmarkMatch(b *testing.B) {
 			}
 		})
 	}
-	b.Run("meet", func(b *testing.B) {
-		s := NewSet(Meet())
-		req := &authz.Request{Method: "GET", Path: "/external-api/v1.0/rooms/3fa85f64-5717-4562-b3fc-2c963f66afa6/"}
-		b.ReportAllocs()
-		for b.Loop() {
-			_ = s.Match(req)
-		}
-	})
+	for name, path := range map[string]string{
+		"meet":         "/external-api/v1.0/rooms/3fa85f64-5717-4562-b3fc-2c963f66afa6/",
+		"meet-encoded": "/external-api/v1.0/room%73/3fa85f64-5717-4562-b3fc-2c963f66afa6/",
+		"meet-unnamed": "/external-api/v1.0/other/",
+	} {
+		b.Run(name, func(b *testing.B) {
+			s := NewSet(Meet())
+			req := &authz.Request{Method: "GET", Path: path}
+			b.ReportAllocs()
+			for b.Loop() {
+				_ = s.Match(req)
+			}
+		})
+	}
 }

@@ -65,21 +65,27 @@ func Resolve(spec string) (*Set, error) {
 // Default returns the table used when a request names none.
 func (s *Set) Default() *Table { return s.def }
 
-// Match implements authz.Policy. A gatehouse.scope extension wins over path
-// matching; a gatehouse.routes extension picks the table. An unknown table
-// name denies (after authentication) rather than guess.
+// Match implements authz.Policy. A request authz.RouteTarget refuses is
+// refused whatever the extensions say. Otherwise a gatehouse.scope extension
+// wins over path matching; a gatehouse.routes extension picks the table. An
+// unknown table name denies (after authentication) rather than guess.
 func (s *Set) Match(req *authz.Request) authz.Rule {
+	path, refuse := authz.RouteTarget(req)
+	if refuse != authz.RefuseNone {
+		return authz.Rule{Refuse: refuse}
+	}
+	t := s.def
 	if ext := req.ContextExtensions; len(ext) > 0 {
 		if scope := strings.TrimSpace(ext[ExtScope]); scope != "" {
 			return authz.Rule{Scope: scope}
 		}
 		if name, ok := ext[ExtTable]; ok {
-			t, known := s.byName[name]
+			named, known := s.byName[name]
 			if !known {
 				return authz.Rule{Deny: true}
 			}
-			return t.Match(req)
+			t = named
 		}
 	}
-	return s.def.Match(req)
+	return t.match(parseMethod(req.Method), path)
 }
