@@ -47,15 +47,22 @@ const AuthorizationService = "envoy.service.auth.v3.Authorization"
 
 // gRPC transport settings. Envoy multiplexes every check of a worker over
 // few long-lived HTTP/2 connections, so the stream bound is per connection
-// and generous; keepalive lets Envoy ping often without being sent a GOAWAY
-// and lets the server notice peers that vanished.
+// and generous. The message size limit and the idle-connection limit are
+// settings (GATEHOUSE_GRPC_MAX_RECV_SIZE, GATEHOUSE_GRPC_MAX_CONNECTION_IDLE).
 const (
 	maxConcurrentStreams = 1024
-	maxRecvMsgSize       = 4 << 20 // a CheckRequest with a buffered body
-	keepaliveTime        = 30 * time.Second
-	keepaliveTimeout     = 10 * time.Second
-	keepaliveMinTime     = 5 * time.Second
-	connectionTimeout    = 10 * time.Second
+	// The server pings a connection that has been silent for keepaliveTime
+	// and closes it when the ping is not answered within keepaliveTimeout:
+	// peers that vanished (a node gone, a dropped NAT entry) are noticed.
+	keepaliveTime    = 30 * time.Second
+	keepaliveTimeout = 10 * time.Second
+	// keepaliveMinTime is the shortest ping interval a client may use, with
+	// or without a request in flight (Envoy's connection_keepalive pings
+	// idle pooled connections); a client that pings more often is sent a
+	// GOAWAY (too_many_pings). 5s accepts every interval Envoy is usually
+	// given (the example uses 30s) and still bounds a ping flood.
+	keepaliveMinTime  = 5 * time.Second
+	connectionTimeout = 10 * time.Second
 )
 
 // streamWorkers is the number of goroutines grpc-go keeps to serve streams:
@@ -183,9 +190,26 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Optio
 	s.grpc = grpc.NewServer(
 		grpc.ChainUnaryInterceptor(extauthz.UnaryRecoverer(logger)),
 		grpc.MaxConcurrentStreams(maxConcurrentStreams),
-		grpc.MaxRecvMsgSize(maxRecvMsgSize),
+		// Far above any CheckRequest a proxy sends (a forwarded body
+		// included): a request gRPC refuses for its size is answered with
+		// RESOURCE_EXHAUSTED before gatehouse sees it, and Envoy's
+		// failure_mode_allow would let such an error through.
+		grpc.MaxRecvMsgSize(cfg.GRPCMaxRecvSize),
 		grpc.ConnectionTimeout(connectionTimeout),
-		grpc.KeepaliveParams(keepalive.ServerParameters{Time: keepaliveTime, Timeout: keepaliveTimeout}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{
+			Time:    keepaliveTime,
+			Timeout: keepaliveTimeout,
+			// A connection without a stream for this long is sent a
+			// graceful GOAWAY (the first one still accepts streams the
+			// client sent before reading it), then closed, even when the
+			// client ignores the GOAWAY: an idle connection otherwise holds
+			// three goroutines and its buffers for ever. A busy Envoy
+			// connection is never idle; an idle one is re-dialled on the
+			// next request, which does not fail. No MaxConnectionAge (and
+			// so no MaxConnectionAgeGrace): ageing out busy connections
+			// would only make Envoy re-dial.
+			MaxConnectionIdle: cfg.GRPCMaxConnectionIdle,
+		}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: keepaliveMinTime, PermitWithoutStream: true}),
 		// Reused stream goroutines keep their grown stacks: without them
 		// every check starts a fresh goroutine whose stack is grown and

@@ -29,6 +29,18 @@ type LineError struct {
 
 func (e LineError) Error() string { return fmt.Sprintf("line %d: %s", e.Line, e.Err) }
 
+// Entry is one record to write with all its hash fields: what export
+// prints and import writes back, byte for byte.
+type Entry struct {
+	Record
+	// EmailSet writes the email field even when Email is empty (a stored
+	// empty email); otherwise an empty Email removes the field.
+	EmailSet bool `json:"-" yaml:"-"`
+	// Extra holds the hash's other fields, written as they are. Its names
+	// are never "active" or "email".
+	Extra map[string]string `json:"extra,omitempty" yaml:"extra,omitempty"`
+}
+
 // Import is an import file read and checked, before anything is written.
 type Import struct {
 	// Format is "jsonl" or "csv".
@@ -37,15 +49,19 @@ type Import struct {
 	Read int
 	// Records are the valid records, ids normalised, in file order; Lines
 	// holds each one's line number.
-	Records []Record
+	Records []Entry
 	Lines   []int
 	// Rejected lists the invalid lines, in file order.
 	Rejected []LineError
 }
 
-// CheckID validates a record id: non-empty, at most 256 bytes, valid UTF-8,
-// no whitespace or control characters. normalize, when set (UUID user ids),
-// also gives the id its canonical form and rejects what it does not accept.
+// CheckID validates a record id: any id the decision core can look up
+// (non-empty, valid UTF-8, no ASCII control character other than tab: a
+// token whose id has one is refused before any lookup), at most 256 bytes.
+// Spaces are allowed, even leading or trailing: such an id can be looked
+// up, so refusing it would make export | import drop a record. normalize,
+// when set (UUID user ids), also gives the id its canonical form and
+// rejects what it does not accept.
 func CheckID(id string, normalize func(string) (string, bool)) (string, error) {
 	switch {
 	case id == "":
@@ -54,8 +70,10 @@ func CheckID(id string, normalize func(string) (string, bool)) (string, error) {
 		return "", fmt.Errorf("id longer than %d bytes", maxIDLen)
 	case !utf8.ValidString(id):
 		return "", errors.New("id is not valid UTF-8")
-	case strings.IndexFunc(id, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0:
-		return "", errors.New("id contains whitespace or control characters")
+	case strings.IndexFunc(id, func(r rune) bool { return r < 0x20 && r != '\t' || r == 0x7f }) >= 0:
+		// The decision core's rule for ids (authz.HeaderSafe), which this
+		// package cannot import.
+		return "", errors.New("id contains control characters")
 	}
 	if normalize != nil {
 		canonical, ok := normalize(id)
@@ -67,9 +85,11 @@ func CheckID(id string, normalize func(string) (string, bool)) (string, error) {
 	return id, nil
 }
 
-// CheckEmail validates an optional email: empty, or one line of printable
-// text with an "@", at most 320 bytes. It is stored for operators, not
-// used for decisions, so the check is about sanity, not RFC 5322.
+// CheckEmail validates an email given on the command line: empty, or one
+// line of printable text with an "@", at most 320 bytes. It is stored for
+// operators, not used for decisions, so the check is about sanity, not RFC
+// 5322. Imports check less (see checkStoredValue): they must take back
+// whatever export wrote.
 func CheckEmail(email string) error {
 	switch {
 	case email == "":
@@ -84,13 +104,28 @@ func CheckEmail(email string) error {
 	return nil
 }
 
+// checkStoredValue validates an imported email or extra field: any valid
+// UTF-8 (JSON carries nothing else; export reports values it cannot carry
+// instead of rewriting them).
+func checkStoredValue(what, v string) error {
+	if !utf8.ValidString(v) {
+		return fmt.Errorf("%s is not valid UTF-8", what)
+	}
+	return nil
+}
+
 // ReadImport reads an import file: JSON lines ({"id": ..., "active": ...,
-// "email": ...}, one object per line) when its first non-blank line starts
-// with "{", otherwise CSV with a header naming the columns id, active and
-// optionally email, in any order. "active" is required: JSON true or false,
-// or in CSV 1, 0, true or false. Unknown fields or columns are refused (a
-// misspelt "actve" must not import everyone as disabled). A duplicate id,
-// after normalisation, is rejected with the line of its first occurrence.
+// "email": ..., "extra": {...}}, one object per line, as export writes
+// them) when its first non-blank line starts with "{", otherwise CSV with a
+// header naming the columns id, active and optionally email, in any order.
+// "active" is required: JSON true or false, or in CSV 1, 0, true or false.
+// Unknown fields or columns are refused (a misspelt "actve" must not import
+// everyone as disabled). In JSON an "email" present, even "", is written as
+// it is, and an absent one removes the stored email; "extra" holds the
+// hash's other fields, written as they are. Email and extra values may be
+// any valid UTF-8: they decide nothing, and refusing them would make export
+// | import lose records. A duplicate id, after normalisation, is rejected
+// with the line of its first occurrence.
 //
 // Every line is checked and every problem reported; ReadImport only fails
 // for an unreadable input.
@@ -102,13 +137,24 @@ func ReadImport(r io.Reader, normalize func(string) (string, bool)) (*Import, er
 	}
 	imp := &Import{}
 	seen := map[string]int{}
-	add := func(line int, rec Record, err error) {
+	add := func(line int, rec Entry, err error) {
 		imp.Read++
 		if err == nil {
 			rec.ID, err = CheckID(rec.ID, normalize)
 		}
 		if err == nil {
-			err = CheckEmail(rec.Email)
+			err = checkStoredValue("email", rec.Email)
+		}
+		for name, v := range rec.Extra {
+			if err != nil {
+				break
+			}
+			switch {
+			case name == "active" || name == "email":
+				err = fmt.Errorf("extra field %q: set it at the top level", name)
+			default:
+				err = checkStoredValue(fmt.Sprintf("extra field %q", name), v)
+			}
 		}
 		if err == nil {
 			if prev, dup := seen[rec.ID]; dup {
@@ -155,12 +201,13 @@ func peekFirst(br *bufio.Reader) (byte, error) {
 }
 
 type jsonRecord struct {
-	ID     *string `json:"id"`
-	Active *bool   `json:"active"`
-	Email  *string `json:"email"`
+	ID     *string           `json:"id"`
+	Active *bool             `json:"active"`
+	Email  *string           `json:"email"`
+	Extra  map[string]string `json:"extra"`
 }
 
-func readJSONL(br *bufio.Reader, add func(int, Record, error)) error {
+func readJSONL(br *bufio.Reader, add func(int, Entry, error)) error {
 	sc := bufio.NewScanner(br)
 	sc.Buffer(make([]byte, 0, 64<<10), maxLineLen)
 	line := 0
@@ -184,11 +231,12 @@ func readJSONL(br *bufio.Reader, add func(int, Record, error)) error {
 		case jr.Active == nil:
 			err = errors.New(`missing "active" (true or false)`)
 		}
-		rec := Record{}
+		rec := Entry{}
 		if err == nil {
-			rec = Record{ID: *jr.ID, Active: *jr.Active}
+			rec = Entry{Record: Record{ID: *jr.ID, Active: *jr.Active}, Extra: jr.Extra}
 			if jr.Email != nil {
-				rec.Email = *jr.Email
+				// Present, even empty: written as it is, as export read it.
+				rec.Email, rec.EmailSet = *jr.Email, true
 			}
 		}
 		add(line, rec, err)
@@ -218,7 +266,7 @@ func parseActive(s string) (bool, error) {
 	return false, fmt.Errorf("active %q is not 1, 0, true or false", s)
 }
 
-func readCSV(br *bufio.Reader, add func(int, Record, error)) error {
+func readCSV(br *bufio.Reader, add func(int, Entry, error)) error {
 	cr := csv.NewReader(br)
 	cr.FieldsPerRecord = -1 // checked below, per line, so that a short line is one rejection
 	cr.TrimLeadingSpace = true
@@ -255,7 +303,7 @@ func readCSV(br *bufio.Reader, add func(int, Record, error)) error {
 		line, _ := cr.FieldPos(0)
 		var pe *csv.ParseError
 		if errors.As(err, &pe) {
-			add(pe.Line, Record{}, fmt.Errorf("malformed CSV: %w", pe.Err))
+			add(pe.Line, Entry{}, fmt.Errorf("malformed CSV: %w", pe.Err))
 			continue
 		}
 		if err != nil {
@@ -265,10 +313,10 @@ func readCSV(br *bufio.Reader, add func(int, Record, error)) error {
 			continue // a blank line with spaces
 		}
 		if len(fields) != len(header) {
-			add(line, Record{}, fmt.Errorf("%d fields, the header has %d", len(fields), len(header)))
+			add(line, Entry{}, fmt.Errorf("%d fields, the header has %d", len(fields), len(header)))
 			continue
 		}
-		rec := Record{ID: strings.TrimSpace(fields[col["id"]])}
+		rec := Entry{Record: Record{ID: strings.TrimSpace(fields[col["id"]])}}
 		rec.Active, err = parseActive(fields[col["active"]])
 		if i, ok := col["email"]; ok {
 			rec.Email = strings.TrimSpace(fields[i])
@@ -276,3 +324,7 @@ func readCSV(br *bufio.Reader, add func(int, Record, error)) error {
 		add(line, rec, err)
 	}
 }
+
+// MaxLineLen is the longest line (newline included) an import file may
+// have; export writes no longer one.
+const MaxLineLen = maxLineLen

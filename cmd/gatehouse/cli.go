@@ -6,9 +6,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"strings"
 
 	"github.com/gatehouse-authz/gatehouse/internal/config"
+	"github.com/gatehouse-authz/gatehouse/server"
 )
 
 // Exit codes.
@@ -47,6 +49,13 @@ func run(ctx context.Context, args []string, e env) int {
 	if len(args) == 0 {
 		return fail(e, errors.New("no command given (serve, token, check, version; see gatehouse help)"))
 	}
+	// go-redis prints its own pool errors ("failed to dial") as bare lines
+	// on stderr unless given a logger, and it holds the logger in a
+	// process-wide variable: route it through slog before any command can
+	// create a Redis client ("users", "apps"). Its lines are at debug, below
+	// this logger's level: those commands report a Redis failure themselves,
+	// on one line. serve routes it again, to the logger it configures.
+	server.RouteRedisLogs(slog.New(slog.NewJSONHandler(e.stderr, nil)))
 	name, rest := args[0], args[1:]
 	switch name {
 	case "help", "-h", "-help", "--help":

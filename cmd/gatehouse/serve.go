@@ -63,7 +63,12 @@ func runServe(ctx context.Context, e env, args []string) int {
 	}
 
 	logger := newLogger(cfg, e.stderr)
+	// go-redis and OpenTelemetry log through process-wide hooks, from their
+	// own goroutines: point them at this logger once, before the server
+	// creates its Redis client and tracer provider, so that every line the
+	// process writes is structured.
 	server.RouteRedisLogs(logger)
+	telemetry.RouteOTelErrors(logger)
 	ver, rev := buildVersion()
 	opts.Build = telemetry.BuildInfo{Version: ver, Commit: rev}
 	srv, err := server.New(ctx, cfg, logger, opts)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,7 +10,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gatehouse-authz/gatehouse/authz"
 	"github.com/gatehouse-authz/gatehouse/internal/config"
@@ -27,11 +31,18 @@ const (
 	// minCLITimeout: the directory commands are not on a request path, so
 	// they wait for Redis longer than serve's per-lookup timeout.
 	minCLITimeout = 5 * time.Second
+	// defaultReplicaWait bounds the wait for a replica's acknowledgement
+	// after a change (--replica-wait).
+	defaultReplicaWait = time.Second
 )
 
 // exitNotFound: the record does not exist (get, enable, disable, delete),
 // or an import rejected lines.
 const exitNotFound = 1
+
+// exitNotReplicated: the change is made on the master, but no replica
+// acknowledged it within --replica-wait.
+const exitNotReplicated = 3
 
 func runUsers(ctx context.Context, e env, args []string) int {
 	return runDirectory(ctx, e, userstore.User, args)
@@ -56,12 +67,21 @@ Commands:
   delete ID                         remove a record (exit 1 if absent)
   get ID                            print the record as JSON (exit 1 if absent)
   import FILE [--skip-invalid] [--dry-run]
-                                    JSON lines {"id","active","email"} or CSV with a
-                                    header id,active[,email]; "-" reads stdin
-  export                            print every record as JSON lines
+                                    JSON lines {"id","active","email","extra"} (as
+                                    export writes them) or CSV with a header
+                                    id,active[,email]; "-" reads stdin
+  export [--allow-skipped]          print every record lookups see as JSON lines;
+                                    every key left out or not exact is listed on
+                                    stderr, and makes the exit 1 unless --allow-skipped
 
-Exit codes: 0 done, 1 not found (or rejected import lines), 2 usage, configuration
-or Redis error. Redis settings are serve's (GATEHOUSE_REDIS_*, --redis-url, ...);
+The commands that write wait up to --replica-wait (default 1s; 0: do not wait)
+for a replica to acknowledge the change (Redis WAIT), when the master has
+replicas (always with Sentinel).
+
+Exit codes: 0 done, 1 not found (or rejected import lines, or keys export
+skipped), 2 usage, configuration or Redis error, 3 done on the master but no
+replica acknowledged it within --replica-wait (check the replicas). Redis
+settings are serve's (GATEHOUSE_REDIS_*, --redis-url, ...);
 "gatehouse %[1]s COMMAND -h" lists them.
 `, noun, k)
 }
@@ -74,6 +94,10 @@ type dirCmd struct {
 	cfg   config.Config
 	store *redisstore.Store
 	norm  func(string) (string, bool)
+	// session writes through one connection per master, so that WAIT
+	// covers every write of the command.
+	session *redisstore.Session
+	wait    time.Duration
 }
 
 func runDirectory(ctx context.Context, e env, kind userstore.Kind, args []string) int {
@@ -96,8 +120,9 @@ func runDirectory(ctx context.Context, e env, kind userstore.Kind, args []string
 	fs := flag.NewFlagSet("gatehouse "+noun+" "+sub, flag.ContinueOnError)
 	fs.SetOutput(e.stdout)
 	b := config.Bind(&cfg, fs, config.GroupRedis, e.lookup)
-	var inactive, skipInvalid, dryRun bool
+	var inactive, skipInvalid, dryRun, allowSkipped bool
 	var email string
+	replicaWait := defaultReplicaWait
 	switch sub {
 	case "put":
 		fs.BoolVar(&inactive, "inactive", false, "write the record disabled")
@@ -105,6 +130,13 @@ func runDirectory(ctx context.Context, e env, kind userstore.Kind, args []string
 	case "import":
 		fs.BoolVar(&skipInvalid, "skip-invalid", false, "write the valid records even when some lines are rejected (default: write nothing then)")
 		fs.BoolVar(&dryRun, "dry-run", false, "check the file and report, write nothing")
+	case "export":
+		fs.BoolVar(&allowSkipped, "allow-skipped", false, "exit 0 even when keys were skipped or exported inexactly (they are still listed on stderr)")
+	}
+	switch sub {
+	case "put", "enable", "disable", "delete", "import":
+		fs.DurationVar(&replicaWait, "replica-wait", defaultReplicaWait,
+			"after the change, wait up to this long for a replica to acknowledge it (Redis WAIT) when the master has replicas; exit 3 if none did; 0: do not wait")
 	}
 	pos, err := parseInterleaved(fs, rest)
 	if errors.Is(err, flag.ErrHelp) {
@@ -128,7 +160,10 @@ func runDirectory(ctx context.Context, e env, kind userstore.Kind, args []string
 	if _, err := authz.ParseIDFormat(cfg.UserIDFormat); err != nil || cfg.UserIDFormat == "" {
 		return fail(e, fmt.Errorf("GATEHOUSE_USER_ID_FORMAT: unknown format %q (want uuid or opaque)", cfg.UserIDFormat))
 	}
-	client, _, err := server.NewRedisClient(cfg)
+	if replicaWait < 0 {
+		return fail(e, fmt.Errorf("%s %s: --replica-wait %s is negative", noun, sub, replicaWait))
+	}
+	client, mode, err := server.NewRedisClient(cfg)
 	if err != nil {
 		return fail(e, err)
 	}
@@ -136,7 +171,10 @@ func runDirectory(ctx context.Context, e env, kind userstore.Kind, args []string
 	d := &dirCmd{
 		e: e, kind: kind, noun: noun, cfg: cfg,
 		store: redisstore.New(client, redisstore.Options{Prefix: cfg.RedisPrefix, Timeout: max(cfg.RedisTimeout, minCLITimeout)}),
+		wait:  replicaWait,
 	}
+	d.session = d.store.NewSession(redisstore.SessionOptions{ReplicaWait: replicaWait, ExpectReplicas: mode == redisstore.Sentinel})
+	defer d.session.Close()
 	if kind == userstore.User && cfg.IDFormat() == authz.IDFormatUUID {
 		d.norm = authz.NormalizeUUID
 	}
@@ -152,7 +190,7 @@ func runDirectory(ctx context.Context, e env, kind userstore.Kind, args []string
 	case "import":
 		return d.importFile(ctx, pos[0], skipInvalid, dryRun)
 	default:
-		return d.export(ctx)
+		return d.export(ctx, allowSkipped)
 	}
 }
 
@@ -200,11 +238,52 @@ func (d *dirCmd) put(ctx context.Context, raw string, active bool, email string)
 	if err := userstore.CheckEmail(email); err != nil {
 		return fail(d.e, fmt.Errorf("%s put: %w", d.noun, err))
 	}
-	if err := d.store.Put(ctx, d.kind, userstore.Record{ID: id, Active: active, Email: email}); err != nil {
+	res, err := d.session.PutBatch(ctx, d.kind, []userstore.Entry{{Record: userstore.Record{ID: id, Active: active, Email: email}}})
+	if err != nil {
 		return fail(d.e, err)
 	}
+	if len(res.WrongType) > 0 {
+		return fail(d.e, d.wrongType(ctx, id))
+	}
 	fmt.Fprintf(d.e.stdout, "%s %s written (%s)\n", d.kind, id, activeWord(active))
-	return exitOK
+	return d.waitReplicas(ctx, exitOK)
+}
+
+// wrongType is the error for a record whose key holds another type.
+func (d *dirCmd) wrongType(ctx context.Context, id string) error {
+	key, _ := d.store.Key(d.kind, id)
+	what := "another type"
+	if types, err := d.store.WrongTyped(ctx, d.kind, []string{id}); err == nil && types[id] != "" {
+		what = "a " + types[id]
+	}
+	return fmt.Errorf("%s %s: key %q holds %s, not a hash: nothing written (lookups of it are denied until it is deleted, e.g. redis-cli DEL)",
+		d.kind, id, key, what)
+}
+
+// waitReplicas asks the masters written to for a replica's acknowledgement
+// (Session.Wait) and warns when none came. A change acknowledged by a master
+// alone is lost if the master fails before replicating it, so the operator
+// must know. code is the command's exit code so far; exitNotReplicated
+// replaces exitOK only.
+func (d *dirCmd) waitReplicas(ctx context.Context, code int) int {
+	ack, err := d.session.Wait(ctx)
+	var unacked []string
+	switch {
+	case err != nil:
+		fmt.Fprintf(d.e.stderr, "gatehouse: warning: could not ask whether a replica has the change: %s\n", strings.ReplaceAll(err.Error(), "\n", " "))
+		unacked = []string{"?"}
+	case len(ack.Unacked) > 0:
+		unacked = ack.Unacked
+		fmt.Fprintf(d.e.stderr, "gatehouse: warning: no replica acknowledged the change within %s (WAIT on master %s): "+
+			"it is on the master only, and a failover before it replicates would lose it. "+
+			"Check the replicas (INFO replication on the master: connected_slaves and each replica's lag; on a replica: master_link_status), "+
+			"then run the command again or read the record back once a replica has caught up\n",
+			d.wait, strings.Join(ack.Unacked, ", "))
+	}
+	if len(unacked) > 0 && code == exitOK {
+		return exitNotReplicated
+	}
+	return code
 }
 
 func activeWord(active bool) string {
@@ -219,7 +298,10 @@ func (d *dirCmd) setActive(ctx context.Context, raw string, active bool) int {
 	if err != nil {
 		return fail(d.e, err)
 	}
-	found, err := d.store.SetActive(ctx, d.kind, id, active)
+	found, err := d.session.SetActive(ctx, d.kind, id, active)
+	if errors.Is(err, redisstore.ErrWrongType) {
+		return fail(d.e, d.wrongType(ctx, id))
+	}
 	if err != nil {
 		return fail(d.e, err)
 	}
@@ -228,7 +310,7 @@ func (d *dirCmd) setActive(ctx context.Context, raw string, active bool) int {
 		return exitNotFound
 	}
 	fmt.Fprintf(d.e.stdout, "%s %s %s\n", d.kind, id, map[bool]string{true: "enabled", false: "disabled"}[active])
-	return exitOK
+	return d.waitReplicas(ctx, exitOK)
 }
 
 func (d *dirCmd) delete(ctx context.Context, raw string) int {
@@ -236,7 +318,7 @@ func (d *dirCmd) delete(ctx context.Context, raw string) int {
 	if err != nil {
 		return fail(d.e, err)
 	}
-	existed, err := d.store.Remove(ctx, d.kind, id)
+	existed, err := d.session.Remove(ctx, d.kind, id)
 	if err != nil {
 		return fail(d.e, err)
 	}
@@ -245,7 +327,7 @@ func (d *dirCmd) delete(ctx context.Context, raw string) int {
 		return exitNotFound
 	}
 	fmt.Fprintf(d.e.stdout, "%s %s deleted\n", d.kind, id)
-	return exitOK
+	return d.waitReplicas(ctx, exitOK)
 }
 
 func (d *dirCmd) get(ctx context.Context, raw string) int {
@@ -267,13 +349,64 @@ func (d *dirCmd) get(ctx context.Context, raw string) int {
 	return exitOK
 }
 
-func (d *dirCmd) export(ctx context.Context) int {
+// exportLine is one line of an export: what import reads back.
+type exportLine struct {
+	ID     string            `json:"id"`
+	Active bool              `json:"active"`
+	Email  *string           `json:"email,omitempty"`
+	Extra  map[string]string `json:"extra,omitempty"`
+}
+
+// export prints, as JSON lines, exactly what lookups see: one line per key
+// whose id the decision core can ask for, with the status a lookup gives it
+// ("active": true only for a hash whose "active" is "1"). Import writes the
+// lines back byte for byte, so that export | import leaves every decision
+// as it was. What cannot be carried exactly is never rewritten silently:
+// keys lookups never ask for (a non-canonical UUID, an id a token cannot
+// carry) are skipped, records whose decision can be kept only by changing
+// bytes (another type than a hash, no or an odd "active", a field that is
+// not UTF-8) are exported as lookups read them, and each such key is listed
+// on stderr, counted, and makes the exit 1 unless --allow-skipped.
+func (d *dirCmd) export(ctx context.Context, allowSkipped bool) int {
 	w := bufio.NewWriterSize(d.e.stdout, 64<<10)
-	enc := json.NewEncoder(w)
-	n := 0
-	err := d.store.Scan(ctx, d.kind, func(r userstore.Record) error {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	n, skipped, inexact := 0, 0, 0
+	err := d.store.ScanRaw(ctx, d.kind, func(r redisstore.RawRecord) error {
+		line, notes, skip := d.exportRecord(r)
+		if skip != "" {
+			skipped++
+			fmt.Fprintf(d.e.stderr, "gatehouse: skipped %q: %s\n", r.Key, skip)
+			return nil
+		}
+		for {
+			buf.Reset()
+			if err := enc.Encode(line); err != nil {
+				return err
+			}
+			if buf.Len() < userstore.MaxLineLen {
+				break
+			}
+			// Import refuses longer lines: keep the decision, drop the rest.
+			switch {
+			case line.Extra != nil:
+				line.Extra = nil
+				notes = append(notes, "other fields left out: the line would pass import's line limit")
+			case line.Email != nil:
+				line.Email = nil
+				notes = append(notes, "email left out: the line would pass import's line limit")
+			default:
+				return fmt.Errorf("record %q longer than %d bytes", r.Key, userstore.MaxLineLen)
+			}
+		}
+		if len(notes) > 0 {
+			inexact++
+			fmt.Fprintf(d.e.stderr, "gatehouse: inexact %q: %s\n", r.Key, strings.Join(notes, "; "))
+		}
 		n++
-		return enc.Encode(r)
+		_, err := w.Write(buf.Bytes())
+		return err
 	})
 	if ferr := w.Flush(); err == nil {
 		err = ferr
@@ -281,15 +414,78 @@ func (d *dirCmd) export(ctx context.Context) int {
 	if err != nil {
 		return fail(d.e, fmt.Errorf("%s export after %d records: %w", d.noun, n, err))
 	}
-	fmt.Fprintf(d.e.stderr, "gatehouse: exported %d %s\n", n, d.noun)
+	keys := "keys"
+	if skipped == 1 {
+		keys = "key"
+	}
+	fmt.Fprintf(d.e.stderr, "gatehouse: exported %d %s; %d %s skipped, %d exported inexactly\n", n, d.noun, skipped, keys, inexact)
+	if skipped+inexact > 0 && !allowSkipped {
+		fmt.Fprintf(d.e.stderr, "gatehouse: exit 1: the keys listed above are not in the export as they are in Redis (--allow-skipped exits 0)\n")
+		return exitNotFound
+	}
 	return exitOK
 }
 
-// importFile checks the whole file before writing anything. By default one
-// rejected line means nothing is written; --skip-invalid writes the valid
-// records anyway. Writes go in batches of importBatch records, each one
-// MULTI/EXEC (per record on a Cluster), followed by one invalidation
-// message per record.
+// exportRecord turns one key into the line that keeps its decision. skip
+// is set (and the line empty) for a key lookups never read; notes list
+// what the line does not carry exactly.
+func (d *dirCmd) exportRecord(r redisstore.RawRecord) (line exportLine, notes []string, skip string) {
+	// The ids the decision core looks up: a token's id is refused before
+	// any lookup unless it is header-safe, and user ids are normalised to
+	// canonical UUIDs when so configured.
+	switch {
+	case r.ID == "" || !authz.HeaderSafe(r.ID):
+		return line, nil, "not an id lookups can ask for (empty, a control character or invalid UTF-8)"
+	case d.norm != nil:
+		canonical, ok := d.norm(r.ID)
+		if !ok {
+			return line, nil, "not a UUID: lookups never ask for it"
+		}
+		if canonical != r.ID {
+			key, _ := d.store.Key(d.kind, canonical)
+			return line, nil, fmt.Sprintf("not the canonical form of the id: lookups ask for %q instead", key)
+		}
+	}
+	if _, err := userstore.CheckID(r.ID, d.norm); err != nil {
+		return line, nil, fmt.Sprintf("lookups can ask for it, but import refuses it (%v)", err)
+	}
+	line.ID = r.ID
+	if r.Type != "hash" {
+		return line, []string{fmt.Sprintf("holds a %s, not a hash: exported as inactive, the decision lookups give it", r.Type)}, ""
+	}
+	switch active, ok := r.Fields["active"]; {
+	case !ok:
+		notes = append(notes, `no "active" field: exported as inactive, the decision lookups give it`)
+	case active == "1":
+		line.Active = true
+	case active != "0":
+		notes = append(notes, `"active" is neither "1" nor "0": exported as inactive, the decision lookups give it`)
+	}
+	for name, v := range r.Fields {
+		switch {
+		case name == "active":
+		case !utf8.ValidString(name) || !utf8.ValidString(v):
+			notes = append(notes, fmt.Sprintf("field %q left out: not valid UTF-8, which JSON cannot carry", name))
+		case name == "email":
+			line.Email = &v
+		default:
+			if line.Extra == nil {
+				line.Extra = map[string]string{}
+			}
+			line.Extra[name] = v
+		}
+	}
+	slices.Sort(notes)
+	return line, notes, ""
+}
+
+// importFile checks the whole file, and the type of every key it would
+// write, before writing anything. By default one rejected line means
+// nothing is written; --skip-invalid writes the valid records anyway.
+// Writes go in batches of importBatch records, each one script (per record
+// on a Cluster) that checks the keys' types again, followed by one
+// invalidation message per record written; the report counts exactly the
+// records written.
 func (d *dirCmd) importFile(ctx context.Context, path string, skipInvalid, dryRun bool) int {
 	var r io.Reader
 	name := path
@@ -307,20 +503,47 @@ func (d *dirCmd) importFile(ctx context.Context, path string, skipInvalid, dryRu
 	if err != nil {
 		return fail(d.e, fmt.Errorf("%s import %s: %w", d.noun, name, err))
 	}
+	// A key of another type would not be written: reject its line now,
+	// like any other, so that the default writes nothing.
+	ids := make([]string, len(imp.Records))
+	for i, rec := range imp.Records {
+		ids[i] = rec.ID
+	}
+	types, err := d.store.WrongTyped(ctx, d.kind, ids)
+	if err != nil {
+		return fail(d.e, fmt.Errorf("%s import: %w", d.noun, err))
+	}
+	if len(types) > 0 {
+		var recs []userstore.Entry
+		var lines []int
+		for i, rec := range imp.Records {
+			if t, bad := types[rec.ID]; bad {
+				key, _ := d.store.Key(d.kind, rec.ID)
+				imp.Rejected = append(imp.Rejected, userstore.LineError{Line: imp.Lines[i],
+					Err: fmt.Sprintf("key %q holds a %s, not a hash: not written (delete it first; lookups of it are denied)", key, t)})
+				continue
+			}
+			recs = append(recs, rec)
+			lines = append(lines, imp.Lines[i])
+		}
+		imp.Records, imp.Lines = recs, lines
+		slices.SortFunc(imp.Rejected, func(a, b userstore.LineError) int { return a.Line - b.Line })
+	}
 	for _, le := range imp.Rejected {
 		fmt.Fprintf(d.e.stderr, "gatehouse: %s:%d: %s\n", name, le.Line, le.Err)
 	}
+	rejected := len(imp.Rejected)
 	report := func(written int, note string) {
 		fmt.Fprintf(d.e.stdout, "%s: %d lines read (%s), %d written, %d rejected%s\n",
-			name, imp.Read, imp.Format, written, len(imp.Rejected), note)
+			name, imp.Read, imp.Format, written, rejected, note)
 	}
-	if len(imp.Rejected) > 0 && !skipInvalid {
+	if rejected > 0 && !skipInvalid {
 		report(0, "; nothing written (fix the lines, or use --skip-invalid)")
 		return exitNotFound
 	}
 	if dryRun {
 		report(0, "; dry run")
-		if len(imp.Rejected) > 0 {
+		if rejected > 0 {
 			return exitNotFound
 		}
 		return exitOK
@@ -332,22 +555,31 @@ func (d *dirCmd) importFile(ctx context.Context, path string, skipInvalid, dryRu
 	nextReport := total / 10
 	for start := 0; start < total; start += importBatch {
 		end := min(start+importBatch, total)
-		if err := d.store.PutBatch(ctx, d.kind, imp.Records[start:end]); err != nil {
+		res, err := d.session.PutBatch(ctx, d.kind, imp.Records[start:end])
+		written += len(res.Written)
+		if len(res.WrongType) > 0 {
+			// Changed type since the check: another client is writing.
+			for _, id := range res.WrongType {
+				key, _ := d.store.Key(d.kind, id)
+				fmt.Fprintf(d.e.stderr, "gatehouse: %s: %s %s: key %q holds another type than a hash: not written\n", name, d.kind, id, key)
+			}
+			rejected += len(res.WrongType)
+		}
+		if err != nil {
 			report(written, "")
-			return fail(d.e, fmt.Errorf("%s import: batch of lines %d-%d: %w (records before line %d are written; "+
-				"this batch is written whole or not at all, except that Redis does not roll back a batch when one record's key holds another type; "+
+			return fail(d.e, fmt.Errorf("%s import: batch of lines %d-%d: %w (every line before %d was handled as reported; "+
 				"every record is whole or absent, and running the import again is safe)",
 				d.noun, imp.Lines[start], imp.Lines[end-1], err, imp.Lines[start]))
 		}
-		written = end
-		if progress && (written >= nextReport || written == total) {
-			fmt.Fprintf(d.e.stderr, "gatehouse: imported %d/%d %s (%s)\n", written, total, d.noun, time.Since(began).Round(time.Millisecond))
-			nextReport = written + total/10
+		if progress && (end >= nextReport || end == total) {
+			fmt.Fprintf(d.e.stderr, "gatehouse: imported %d/%d %s (%s)\n", end, total, d.noun, time.Since(began).Round(time.Millisecond))
+			nextReport = end + total/10
 		}
 	}
 	report(written, "")
-	if len(imp.Rejected) > 0 {
-		return exitNotFound
+	code := exitOK
+	if rejected > 0 {
+		code = exitNotFound
 	}
-	return exitOK
+	return d.waitReplicas(ctx, code)
 }

@@ -52,6 +52,21 @@ const (
 	DefaultHeaderClientID   = "x-auth-client-id"
 	DefaultHeaderScope      = "x-auth-scope"
 	DefaultOTelSampleRatio  = 1.0
+	// DefaultGRPCMaxRecvSize is far above any CheckRequest a proxy sends,
+	// a body forwarded by Envoy's with_request_body included, so that
+	// gatehouse answers every request it can read (see GRPCMaxRecvSize).
+	DefaultGRPCMaxRecvSize = 64 << 20
+	// DefaultGRPCMaxConnectionIdle closes connections without a request
+	// for a while; Envoy reconnects on its next request.
+	DefaultGRPCMaxConnectionIdle = 5 * time.Minute
+)
+
+// Bounds of GATEHOUSE_GRPC_MAX_RECV_SIZE. Below gRPC's own default of 4 MiB,
+// ordinary requests would be refused with a gRPC error instead of being
+// decided; above 1 GiB one request could hold most of a pod's memory.
+const (
+	MinGRPCMaxRecvSize = 4 << 20
+	MaxGRPCMaxRecvSize = 1 << 30
 )
 
 // Config is gatehouse's configuration. Build it with Parse (or Default and
@@ -145,6 +160,15 @@ type Config struct {
 
 	// GRPCReflection turns on the gRPC reflection service.
 	GRPCReflection bool
+	// GRPCMaxRecvSize is the largest CheckRequest (gRPC message, bytes)
+	// the server reads. A larger one is refused by gRPC itself with
+	// RESOURCE_EXHAUSTED, an error gatehouse never sees: the limit is set
+	// well above what a proxy sends, so that gatehouse decides every
+	// request (the body plays no part in the decision).
+	GRPCMaxRecvSize int
+	// GRPCMaxConnectionIdle is how long a gRPC connection may stay without
+	// a request before the server sends it a graceful GOAWAY and closes it.
+	GRPCMaxConnectionIdle time.Duration
 	// Realm, when set, is sent as the realm of WWW-Authenticate challenges.
 	Realm string
 	// ShutdownTimeout bounds the graceful stop after SIGTERM; in-flight
@@ -195,6 +219,9 @@ func Default() Config {
 		HeaderClientID:    DefaultHeaderClientID,
 		HeaderScope:       DefaultHeaderScope,
 		OTelSampleRatio:   DefaultOTelSampleRatio,
+
+		GRPCMaxRecvSize:       DefaultGRPCMaxRecvSize,
+		GRPCMaxConnectionIdle: DefaultGRPCMaxConnectionIdle,
 	}
 }
 
@@ -350,6 +377,12 @@ func settings() []setting {
 		{flag: "grpc-reflection", env: "GATEHOUSE_GRPC_REFLECTION", group: GroupServer,
 			usage: "serve the gRPC reflection service",
 			value: func(c *Config) flag.Value { return boolValue{&c.GRPCReflection} }},
+		{flag: "grpc-max-recv-size", env: "GATEHOUSE_GRPC_MAX_RECV_SIZE", group: GroupServer,
+			usage: "largest CheckRequest read, a `size` (bytes, or with KiB, MiB, GiB; 4MiB to 1GiB); larger ones get a gRPC error: keep it above the proxy's headers and forwarded body",
+			value: func(c *Config) flag.Value { return byteSizeValue{&c.GRPCMaxRecvSize} }},
+		{flag: "grpc-max-connection-idle", env: "GATEHOUSE_GRPC_MAX_CONNECTION_IDLE", group: GroupServer,
+			usage: "how long a gRPC connection may stay without a request before a graceful GOAWAY closes it (a `duration`)",
+			value: func(c *Config) flag.Value { return durationValue{&c.GRPCMaxConnectionIdle} }},
 		{flag: "realm", env: "GATEHOUSE_REALM", group: GroupServer, keepEmpty: true,
 			usage: "`realm` of WWW-Authenticate challenges (empty: none)",
 			value: func(c *Config) flag.Value { return stringValue{&c.Realm} }},
@@ -697,6 +730,10 @@ func (c Config) validate(needDirectory bool) error {
 		return fmt.Errorf("GATEHOUSE_LOG_RATE: must not be negative, got %d", c.LogRate)
 	case c.ShutdownTimeout <= 0:
 		return fmt.Errorf("GATEHOUSE_SHUTDOWN_TIMEOUT: must be positive, got %s", c.ShutdownTimeout)
+	case c.GRPCMaxRecvSize < MinGRPCMaxRecvSize || c.GRPCMaxRecvSize > MaxGRPCMaxRecvSize:
+		return fmt.Errorf("GATEHOUSE_GRPC_MAX_RECV_SIZE: must be between 4MiB and 1GiB, got %s", formatByteSize(c.GRPCMaxRecvSize))
+	case c.GRPCMaxConnectionIdle <= 0:
+		return fmt.Errorf("GATEHOUSE_GRPC_MAX_CONNECTION_IDLE: must be positive, got %s", c.GRPCMaxConnectionIdle)
 	}
 	if _, err := authz.ParseIDFormat(c.UserIDFormat); err != nil || c.UserIDFormat == "" {
 		return fmt.Errorf("GATEHOUSE_USER_ID_FORMAT: unknown format %q (want uuid or opaque)", c.UserIDFormat)
@@ -831,6 +868,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("grpc_addr", c.GRPCAddr),
 		slog.String("ops_addr", c.OpsAddr),
 		slog.String("http_addr", c.HTTPAddr),
+		slog.String("http_path_prefix", c.HTTPPathPrefix),
 		slog.String("jwt_secret", c.JWTSecret.String()),
 		slog.String("jwt_secret_file", c.JWTSecretFile),
 		slog.String("jwt_algorithm", c.JWTAlgorithm),
@@ -858,10 +896,16 @@ func (c Config) LogValue() slog.Value {
 		slog.String("cache_negative_ttl", c.CacheNegativeTTL.String()),
 		slog.Int("cache_size", c.CacheSize),
 		slog.String("cache_stale_if_error", c.CacheStaleIfError.String()),
+		slog.Int("token_cache_size", c.TokenCacheSize),
 		slog.String("user_id_format", c.UserIDFormat),
+		slog.String("routes", c.Routes),
+		slog.Bool("check_applications", c.CheckApplications),
 		slog.String("log_level", strings.ToLower(c.LogLevel.String())),
+		slog.Int("log_rate", c.LogRate),
 		slog.String("log_format", c.LogFormat),
 		slog.Bool("grpc_reflection", c.GRPCReflection),
+		slog.String("grpc_max_recv_size", formatByteSize(c.GRPCMaxRecvSize)),
+		slog.String("grpc_max_connection_idle", c.GRPCMaxConnectionIdle.String()),
 		slog.String("realm", c.Realm),
 		slog.String("shutdown_timeout", c.ShutdownTimeout.String()),
 		slog.String("header_user_id", c.HeaderUserID),

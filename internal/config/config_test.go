@@ -52,6 +52,8 @@ func TestDefaults(t *testing.T) {
 		{"log level", c.LogLevel, slog.LevelInfo},
 		{"log format", c.LogFormat, "json"},
 		{"reflection", c.GRPCReflection, false},
+		{"grpc max recv size", c.GRPCMaxRecvSize, 64 << 20},
+		{"grpc max connection idle", c.GRPCMaxConnectionIdle, 5 * time.Minute},
 		{"realm", c.Realm, ""},
 		{"shutdown timeout", c.ShutdownTimeout, 15 * time.Second},
 		{"user id header", c.HeaderUserID, "x-auth-user-id"},
@@ -114,6 +116,8 @@ func TestEachSetting(t *testing.T) {
 		{"log-rate", "GATEHOUSE_LOG_RATE", "7", "0", func(c Config) any { return c.LogRate }, 7, 0},
 		{"log-format", "GATEHOUSE_LOG_FORMAT", "text", "json", func(c Config) any { return c.LogFormat }, "text", "json"},
 		{"grpc-reflection", "GATEHOUSE_GRPC_REFLECTION", "1", "false", func(c Config) any { return c.GRPCReflection }, true, false},
+		{"grpc-max-recv-size", "GATEHOUSE_GRPC_MAX_RECV_SIZE", "16MiB", "134217728", func(c Config) any { return c.GRPCMaxRecvSize }, 16 << 20, 128 << 20},
+		{"grpc-max-connection-idle", "GATEHOUSE_GRPC_MAX_CONNECTION_IDLE", "1m", "1h", func(c Config) any { return c.GRPCMaxConnectionIdle }, time.Minute, time.Hour},
 		{"realm", "GATEHOUSE_REALM", "env-realm", "flag-realm", func(c Config) any { return c.Realm }, "env-realm", "flag-realm"},
 		{"shutdown-timeout", "GATEHOUSE_SHUTDOWN_TIMEOUT", "5s", "6s", func(c Config) any { return c.ShutdownTimeout }, 5 * time.Second, 6 * time.Second},
 		{"header-user-id", "GATEHOUSE_HEADER_USER_ID", "X-User", "x-u2", func(c Config) any { return c.HeaderUserID }, "x-user", "x-u2"},
@@ -201,6 +205,8 @@ func TestParseErrors(t *testing.T) {
 		{"bad int variable", nil, map[string]string{"GATEHOUSE_CACHE_SIZE": "many"}, "GATEHOUSE_CACHE_SIZE"},
 		{"huge int variable", nil, map[string]string{"GATEHOUSE_CACHE_SIZE": "99999999999999999999999"}, "out of range"},
 		{"bad level variable", nil, map[string]string{"GATEHOUSE_LOG_LEVEL": "loud"}, "GATEHOUSE_LOG_LEVEL"},
+		{"bad size variable", nil, map[string]string{"GATEHOUSE_GRPC_MAX_RECV_SIZE": "64MB"}, `GATEHOUSE_GRPC_MAX_RECV_SIZE: "64MB" is not a size`},
+		{"huge size variable", nil, map[string]string{"GATEHOUSE_GRPC_MAX_RECV_SIZE": "9999999999GiB"}, "out of range"},
 		{"bad duration flag", []string{"--jwt-leeway", "x"}, nil, "jwt-leeway"},
 		{"unknown flag", []string{"--no-such-flag"}, nil, "no-such-flag"},
 		{"positional argument", []string{"extra"}, nil, `unexpected argument "extra"`},
@@ -371,6 +377,13 @@ func TestValidate(t *testing.T) {
 		{"negative token cache size", func(t *testing.T, c *Config) { c.TokenCacheSize = -1 }, "GATEHOUSE_TOKEN_CACHE_SIZE"},
 		{"negative log rate", func(t *testing.T, c *Config) { c.LogRate = -1 }, "GATEHOUSE_LOG_RATE"},
 		{"zero shutdown timeout", func(t *testing.T, c *Config) { c.ShutdownTimeout = 0 }, "GATEHOUSE_SHUTDOWN_TIMEOUT"},
+		{"grpc max recv size at gRPC's default", func(t *testing.T, c *Config) { c.GRPCMaxRecvSize = 4 << 20 }, ""},
+		{"grpc max recv size at 1GiB", func(t *testing.T, c *Config) { c.GRPCMaxRecvSize = 1 << 30 }, ""},
+		{"grpc max recv size below gRPC's default", func(t *testing.T, c *Config) { c.GRPCMaxRecvSize = 1 << 20 }, "GATEHOUSE_GRPC_MAX_RECV_SIZE: must be between 4MiB and 1GiB, got 1MiB"},
+		{"grpc max recv size zero", func(t *testing.T, c *Config) { c.GRPCMaxRecvSize = 0 }, "GATEHOUSE_GRPC_MAX_RECV_SIZE"},
+		{"grpc max recv size over 1GiB", func(t *testing.T, c *Config) { c.GRPCMaxRecvSize = 1<<30 + 1 }, "GATEHOUSE_GRPC_MAX_RECV_SIZE"},
+		{"zero grpc max connection idle", func(t *testing.T, c *Config) { c.GRPCMaxConnectionIdle = 0 }, "GATEHOUSE_GRPC_MAX_CONNECTION_IDLE"},
+		{"negative grpc max connection idle", func(t *testing.T, c *Config) { c.GRPCMaxConnectionIdle = -time.Second }, "GATEHOUSE_GRPC_MAX_CONNECTION_IDLE"},
 		{"bad id format", func(t *testing.T, c *Config) { c.UserIDFormat = "int" }, "GATEHOUSE_USER_ID_FORMAT"},
 		{"empty id format", func(t *testing.T, c *Config) { c.UserIDFormat = "" }, "GATEHOUSE_USER_ID_FORMAT"},
 		{"bad log format", func(t *testing.T, c *Config) { c.LogFormat = "xml" }, "GATEHOUSE_LOG_FORMAT"},
@@ -526,6 +539,66 @@ func TestREADMEListsEverySetting(t *testing.T) {
 		row := "| `" + s.Env + "` | `--" + s.Flag + "` |"
 		if !strings.Contains(string(readme), row) {
 			t.Errorf("README has no table row starting %s", row)
+		}
+	}
+}
+
+func TestByteSize(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want int
+	}{
+		{"0", 0}, {"67108864", 64 << 20}, {"64MiB", 64 << 20}, {"64mib", 64 << 20}, {" 64 MiB ", 64 << 20},
+		{"512KiB", 512 << 10}, {"1GiB", 1 << 30}, {"100B", 100}, {"1025", 1025},
+	} {
+		var n int
+		if err := (byteSizeValue{&n}).Set(c.in); err != nil || n != c.want {
+			t.Errorf("Set(%q) = %d, %v; want %d", c.in, n, err, c.want)
+		}
+	}
+	for _, in := range []string{"", "MiB", "-1", "1.5MiB", "64MB", "64M", "1e6", "64 Mi B", "0x10"} {
+		var n int
+		if err := (byteSizeValue{&n}).Set(in); err == nil {
+			t.Errorf("Set(%q) = %d, want an error", in, n)
+		}
+	}
+	// String is what help and the README show as the default: it must
+	// parse back to the same value.
+	for _, n := range []int{0, 1, 1023, 1024, 64 << 20, 3 << 30, 1<<20 + 1} {
+		s := byteSizeValue{&n}.String()
+		var back int
+		if err := (byteSizeValue{&back}).Set(s); err != nil || back != n {
+			t.Errorf("%d prints as %q, which parses back as %d, %v", n, s, back, err)
+		}
+	}
+	if got := formatByteSize(64 << 20); got != "64MiB" {
+		t.Errorf("formatByteSize(64MiB) = %q", got)
+	}
+}
+
+// TestLogValueListsEverySetting: the start-up line ("config") shows every
+// setting, under the variable's name without GATEHOUSE_ in lower case, with
+// the value as the flag prints it (secrets redacted).
+func TestLogValueListsEverySetting(t *testing.T) {
+	c := Default()
+	c.JWTSecret = "not-printed-0123456789"
+	logged := map[string]string{}
+	for _, a := range c.LogValue().Group() {
+		logged[a.Key] = a.Value.String()
+	}
+	for _, s := range settings() {
+		key := strings.ToLower(strings.TrimPrefix(s.env, "GATEHOUSE_"))
+		got, ok := logged[key]
+		if !ok {
+			t.Errorf("LogValue has no %s (%s)", key, s.env)
+			continue
+		}
+		v := s.value(&c)
+		if _, secret := v.(secretValue); secret {
+			continue // TestRedaction
+		}
+		if want := v.String(); got != want {
+			t.Errorf("LogValue %s = %q, the flag prints %q", key, got, v.String())
 		}
 	}
 }

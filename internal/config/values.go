@@ -150,3 +150,61 @@ func (v floatValue) String() string {
 	}
 	return strconv.FormatFloat(*v.p, 'g', -1, 64)
 }
+
+// byteSizeValue is a size in bytes, written as a whole number of bytes or
+// with a binary unit: "67108864", "64MiB", "512KiB", "1GiB".
+type byteSizeValue struct{ p *int }
+
+// byteUnits are the accepted units, largest first (formatByteSize picks the
+// largest exact one).
+var byteUnits = []struct {
+	name string
+	size int64
+}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"B", 1}}
+
+func (v byteSizeValue) Set(s string) error {
+	n, err := parseByteSize(s)
+	if err != nil {
+		return err
+	}
+	*v.p = n
+	return nil
+}
+
+func (v byteSizeValue) String() string {
+	if v.p == nil {
+		return ""
+	}
+	return formatByteSize(*v.p)
+}
+
+func parseByteSize(s string) (int, error) {
+	t := strings.TrimSpace(s)
+	unit := int64(1)
+	for _, u := range byteUnits {
+		if len(t) > len(u.name) && strings.EqualFold(t[len(t)-len(u.name):], u.name) {
+			t, unit = strings.TrimSpace(t[:len(t)-len(u.name)]), u.size
+			break
+		}
+	}
+	n, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("%q is not a size (want bytes, or e.g. 512KiB, 64MiB, 1GiB)", s)
+	}
+	// Bounded well below any overflow: the settings using sizes check a
+	// range far smaller than this.
+	if n > (1<<40)/unit {
+		return 0, fmt.Errorf("%q is out of range", s)
+	}
+	return int(n * unit), nil
+}
+
+// formatByteSize writes n with the largest binary unit that divides it.
+func formatByteSize(n int) string {
+	for _, u := range byteUnits {
+		if n != 0 && int64(n)%u.size == 0 {
+			return strconv.FormatInt(int64(n)/u.size, 10) + u.name
+		}
+	}
+	return strconv.Itoa(n)
+}

@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 	"unicode/utf8"
 
+	"github.com/go-logr/logr"
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
@@ -91,6 +94,34 @@ func NewTracerProvider(ctx context.Context, cfg TracingConfig) (*sdktrace.Tracer
 		sdktrace.WithResource(res),
 		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(cfg.SampleRatio))),
 	), nil
+}
+
+// RouteOTelErrors sends what the OpenTelemetry SDK and its OTLP exporter
+// report (failed or dropped exports, bad OTEL_* variables) to logger, with
+// component=otel, instead of the standard library's log package, which
+// prints bare lines on stderr. Export errors are logged at warn: tracing is
+// best effort, and the decisions go on without it.
+//
+// OpenTelemetry reads its error handler and its logger from process-wide
+// variables, from the exporter's own goroutines; there is no per-provider
+// option. So the process calls this once, at start (cmd/gatehouse serve),
+// before creating a tracer provider; a later call replaces the destination
+// (both variables are swapped atomically).
+func RouteOTelErrors(logger *slog.Logger) {
+	l := logger.With("component", "otel")
+	otel.SetErrorHandler(otelErrorHandler{l})
+	// The SDK's errors log at error; its warnings (V(1): dropped span
+	// attributes or events) just below info, so at debug only; its
+	// informational lines (V(4) and up) at debug or not at all.
+	otel.SetLogger(logr.FromSlogHandler(l.Handler()))
+}
+
+type otelErrorHandler struct{ log *slog.Logger }
+
+// Handle logs err's text: the exporter's errors name the endpoint and the
+// gRPC status, never the OTLP headers (which may hold credentials).
+func (h otelErrorHandler) Handle(err error) {
+	h.log.Warn("OpenTelemetry error", "error", err.Error())
 }
 
 // Tracer returns gatehouse's tracer from tp, or nil when tp is nil

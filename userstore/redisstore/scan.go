@@ -29,13 +29,37 @@ func globEscape(s string) string {
 	return b.String()
 }
 
-// Scan calls fn with every record of kind, in no particular order, reading
-// them with SCAN (on every master of a Cluster) and pipelined HGETALLs, so
-// that Redis is never blocked by a large directory. A record deleted while
-// the scan runs may be skipped; keys of another type are skipped. fn is not
-// called concurrently. Each round trip is bounded by Timeout; the whole scan
-// by ctx only.
+// RawRecord is one key of a kind's prefix as ScanRaw found it, before
+// any interpretation: export decides what lookups make of it.
+type RawRecord struct {
+	// Key is the whole Redis key; ID is Key without the kind's prefix.
+	Key, ID string
+	// Type is "hash", or the type the key holds instead.
+	Type string
+	// Fields are the hash's fields (nil for another type).
+	Fields map[string]string
+}
+
+// Scan calls fn with every record of kind that has an "active" field, in
+// no particular order, as ScanRaw finds them; keys of another type and
+// hashes without "active" are skipped. Active is true only for "1".
 func (s *Store) Scan(ctx context.Context, kind userstore.Kind, fn func(userstore.Record) error) error {
+	return s.ScanRaw(ctx, kind, func(r RawRecord) error {
+		active, ok := r.Fields["active"]
+		if r.Type != "hash" || !ok {
+			return nil
+		}
+		return fn(userstore.Record{ID: r.ID, Active: active == "1", Email: r.Fields["email"]})
+	})
+}
+
+// ScanRaw calls fn with every key of kind's prefix, in no particular order,
+// reading them with SCAN (on every master of a Cluster) and pipelined
+// HGETALLs (and TYPE for the keys that are not hashes), so that Redis is
+// never blocked by a large directory. A key deleted while the scan runs may
+// be skipped. fn is not called concurrently. Each round trip is bounded by
+// Timeout; the whole scan by ctx only.
+func (s *Store) ScanRaw(ctx context.Context, kind userstore.Kind, fn func(RawRecord) error) error {
 	prefix, err := s.Key(kind, "")
 	if err != nil {
 		return err
@@ -69,7 +93,7 @@ func (s *Store) Scan(ctx context.Context, kind userstore.Kind, fn func(userstore
 	return scanNode(ctx, s.client)
 }
 
-func (s *Store) emit(ctx context.Context, c redis.Cmdable, kind userstore.Kind, prefix string, keys []string, mu *sync.Mutex, fn func(userstore.Record) error) error {
+func (s *Store) emit(ctx context.Context, c redis.Cmdable, kind userstore.Kind, prefix string, keys []string, mu *sync.Mutex, fn func(RawRecord) error) error {
 	rctx, cancel := context.WithTimeout(ctx, s.batchTimeout(len(keys)))
 	defer cancel()
 	cmds := make([]*redis.MapStringStringCmd, len(keys))
@@ -82,17 +106,43 @@ func (s *Store) emit(ctx context.Context, c redis.Cmdable, kind userstore.Kind, 
 	if err != nil && !isWrongType(err) {
 		return unavailable(rctx, "scan", kind, err)
 	}
-	mu.Lock()
-	defer mu.Unlock()
+	recs := make([]RawRecord, 0, len(keys))
+	var others []int // positions in recs of keys of another type
 	for i, cmd := range cmds {
 		m, err := cmd.Result()
-		if err != nil || len(m) == 0 {
-			continue // deleted since SCAN, or not a hash
+		switch {
+		case isWrongType(err):
+			others = append(others, len(recs))
+			recs = append(recs, RawRecord{Key: keys[i], ID: strings.TrimPrefix(keys[i], prefix)})
+		case err != nil:
+			return unavailable(rctx, "scan", kind, err)
+		case len(m) == 0:
+			// Deleted since SCAN.
+		default:
+			recs = append(recs, RawRecord{Key: keys[i], ID: strings.TrimPrefix(keys[i], prefix), Type: "hash", Fields: m})
 		}
-		if _, ok := m["active"]; !ok {
-			continue // Lookup reads it as NotFound too
+	}
+	if len(others) > 0 {
+		types := make([]*redis.StatusCmd, len(others))
+		_, err := c.Pipelined(rctx, func(p redis.Pipeliner) error {
+			for j, i := range others {
+				types[j] = p.Type(rctx, recs[i].Key)
+			}
+			return nil
+		})
+		if err != nil {
+			return unavailable(rctx, "scan", kind, err)
 		}
-		r := userstore.Record{ID: strings.TrimPrefix(keys[i], prefix), Active: m["active"] == "1", Email: m["email"]}
+		for j, i := range others {
+			recs[i].Type = types[j].Val()
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, r := range recs {
+		if r.Type == "none" {
+			continue // deleted since HGETALL
+		}
 		if err := fn(r); err != nil {
 			return fmt.Errorf("redisstore: scan %s: %w", kind, err)
 		}
@@ -101,5 +151,5 @@ func (s *Store) emit(ctx context.Context, c redis.Cmdable, kind userstore.Kind, 
 }
 
 func isWrongType(err error) bool {
-	return err != nil && strings.HasPrefix(err.Error(), "WRONGTYPE")
+	return redis.HasErrorPrefix(err, "WRONGTYPE")
 }

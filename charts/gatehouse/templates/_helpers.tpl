@@ -272,6 +272,8 @@ config. A first-class value and the same variable in config is an error.
   "GATEHOUSE_OTEL_ENDPOINT" $v.otel.endpoint
   "GATEHOUSE_OTEL_INSECURE" $v.otel.insecure
   "GATEHOUSE_OTEL_SAMPLE_RATIO" $v.otel.sampleRatio
+  "GATEHOUSE_GRPC_MAX_RECV_SIZE" $v.grpc.maxRecvSize
+  "GATEHOUSE_GRPC_MAX_CONNECTION_IDLE" $v.grpc.maxConnectionIdle
 -}}
 {{- range $name, $val := $first -}}
 {{- if not (kindIs "invalid" $val) -}}
