@@ -13,6 +13,7 @@ import (
 
 	"github.com/gatehouse-authz/gatehouse/authz"
 	"github.com/gatehouse-authz/gatehouse/internal/config"
+	"github.com/gatehouse-authz/gatehouse/internal/logbudget"
 	"github.com/gatehouse-authz/gatehouse/internal/telemetry"
 	"github.com/gatehouse-authz/gatehouse/userstore"
 	"github.com/gatehouse-authz/gatehouse/userstore/redisstore"
@@ -49,10 +50,12 @@ type directory struct {
 	client     redis.UniversalClient
 	mode       redisstore.Mode
 	cache      *userstore.Cache
-	circuit    *userstore.Circuit
+	circuits   *userstore.Circuits
 	channel    string // invalidation channel
 	normalize  func(string) (string, bool)
-	pubsub     *redis.PubSub
+	listener   *listener
+	sentinels  *redisstore.SentinelWatch // Sentinel only
+	logs       *logbudget.Budget
 	pingWithin time.Duration
 	state      atomic.Int32
 	log        *slog.Logger
@@ -110,25 +113,33 @@ func newRedisDirectory(ctx context.Context, cfg config.Config, logger *slog.Logg
 		return nil, err
 	}
 	store := redisstore.New(client, redisstore.Options{Prefix: cfg.RedisPrefix, Timeout: cfg.RedisTimeout})
-	// The circuit sits between the cache and Redis: while it is open,
+	// The circuits sit between the cache and Redis: while one is open,
 	// misses fail at once and the cache's stale entries still answer.
-	circuit := userstore.NewCircuit(metrics.Redis(store), userstore.CircuitOptions{
+	// There is one per Cluster master (Store.Partition names the master
+	// of a record's slot), so that a dead master costs only its own
+	// shard; a standalone or Sentinel deployment has one.
+	circuits := userstore.NewCircuits(metrics.Redis(store), store.Partition, userstore.CircuitOptions{
 		Threshold: circuitThreshold,
 		Cooldown:  circuitCooldown,
 		Name:      "redis",
 		Logger:    logger,
 	})
+	// Directory warnings that can come once per request (stale entries,
+	// invalid records, malformed invalidation messages) share one budget
+	// of GATEHOUSE_LOG_RATE lines a second.
+	logs := logbudget.New(zeroMeansNone(cfg.LogRate))
 	negTTL := cfg.CacheNegativeTTL
 	if negTTL == 0 {
 		negTTL = -1 // the cache reads 0 as "default"; the setting's 0 means "do not cache"
 	}
-	cache := userstore.NewCache(circuit, userstore.CacheOptions{
+	cache := userstore.NewCache(circuits, userstore.CacheOptions{
 		Size:          cfg.CacheSize,
 		TTL:           cfg.CacheTTL,
 		NegativeTTL:   negTTL,
 		StaleIfError:  cfg.CacheStaleIfError,
 		LookupTimeout: cfg.RedisTimeout,
 		Logger:        logger,
+		LogBudget:     logs,
 		OnLookup:      metrics.ObserveLookup,
 	})
 	d := &directory{
@@ -137,11 +148,22 @@ func newRedisDirectory(ctx context.Context, cfg config.Config, logger *slog.Logg
 		client:     client,
 		mode:       mode,
 		cache:      cache,
-		circuit:    circuit,
+		circuits:   circuits,
+		logs:       logs,
 		channel:    store.InvalidationChannel(),
 		normalize:  userIDNormalizer(cfg),
 		pingWithin: max(cfg.RedisTimeout, time.Second),
 		log:        logger,
+	}
+	if mode == redisstore.Sentinel {
+		cc, err := cfg.RedisClientConfig()
+		if err == nil {
+			d.sentinels, err = redisstore.NewSentinelWatch(cc)
+		}
+		if err != nil {
+			_ = client.Close()
+			return nil, fmt.Errorf("Redis Sentinel: %w", err)
+		}
 	}
 	if err := d.ping(ctx); err != nil {
 		logger.Warn("Redis is unreachable at start; serving anyway, decisions fail closed (503) until it answers",
@@ -150,20 +172,28 @@ func newRedisDirectory(ctx context.Context, cfg config.Config, logger *slog.Logg
 	return d, nil
 }
 
-// ping checks Redis and records the outcome, logging changes.
+// ping checks Redis and records the outcome, logging changes. In a
+// Cluster it pings every master and reports each to its own circuit.
 func (d *directory) ping(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, d.pingWithin)
 	defer cancel()
-	err := d.client.Ping(ctx).Err()
+	var err error
+	if cc, ok := d.client.(*redis.ClusterClient); ok {
+		err = d.pingCluster(ctx, cc)
+	} else {
+		err = d.client.Ping(ctx).Err()
+		if err != nil {
+			err = fmt.Errorf("ping: %w", err)
+		}
+		// The probe's success closes an open circuit without waiting for
+		// a trial lookup; its failure counts like a failed lookup.
+		d.circuits.Circuit("").Report(err)
+	}
 	next := redisUp
 	if err != nil {
 		next = redisDown
-		err = fmt.Errorf("ping: %w", err)
 		d.setLastErr(err)
 	}
-	// The probe's success closes an open circuit without waiting for a
-	// trial lookup; its failure counts like a failed lookup.
-	d.circuit.Report(err)
 	prev := d.state.Swap(next)
 	switch {
 	case prev == redisDown && next == redisUp:
@@ -174,6 +204,37 @@ func (d *directory) ping(ctx context.Context) error {
 	return err
 }
 
+// pingCluster pings every master of the (reloaded) slot map, reports each
+// outcome to that master's circuit, and drops the circuits of nodes that are
+// no longer masters.
+func (d *directory) pingCluster(ctx context.Context, cc *redis.ClusterClient) error {
+	var mu sync.Mutex
+	var errs []error
+	masters := []string{""} // lookups whose slot map was unknown
+	err := cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
+		addr := c.Options().Addr
+		err := c.Ping(ctx).Err()
+		if err != nil {
+			err = fmt.Errorf("ping %s: %w", addr, err)
+		}
+		d.circuits.Circuit(addr).Report(err)
+		mu.Lock()
+		masters = append(masters, addr)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		mu.Unlock()
+		return err
+	})
+	if len(masters) > 1 {
+		d.circuits.Retain(masters)
+	}
+	if len(errs) == 0 && err != nil { // no master known at all
+		return fmt.Errorf("ping: %w", err)
+	}
+	return errors.Join(errs...)
+}
+
 // start runs the Redis probe and the invalidation listener until close. It
 // does nothing for other directories.
 func (d *directory) start(ctx context.Context) {
@@ -181,17 +242,30 @@ func (d *directory) start(ctx context.Context) {
 		return
 	}
 	ctx, d.stop = context.WithCancel(context.WithoutCancel(ctx))
-	// A PubSub with no channel yet does not dial; the listener subscribes,
-	// which may wait for a Redis that is down, off the start-up path.
-	d.pubsub = d.client.Subscribe(ctx)
+	// The listener subscribes, which may wait for a Redis that is down,
+	// off the start-up path.
+	d.listener = &listener{
+		open:      subscriber(d.client, d.sentinels, d.channel, d.pingWithin),
+		cache:     d.cache,
+		normalize: d.normalize,
+		log:       d.log,
+		logs:      d.logs,
+	}
 	d.wg.Add(2)
 	go func() {
 		defer d.wg.Done()
-		// An error here is a Redis that is down: Receive subscribes again
-		// once it answers, since the channel is recorded either way.
-		_ = d.pubsub.Subscribe(ctx, d.channel)
-		listenInvalidations(ctx, d.pubsub, d.cache, d.normalize, d.log)
+		d.listener.run(ctx)
 	}()
+	if d.sentinels != nil {
+		d.wg.Add(1)
+		go func() {
+			defer d.wg.Done()
+			d.sentinels.Watch(ctx, func(addr string) {
+				d.log.Info("Sentinel switched the master; moving the invalidation subscription", "master", addr)
+				d.listener.switched(addr)
+			})
+		}()
+	}
 	go func() {
 		defer d.wg.Done()
 		t := time.NewTicker(redisProbeInterval)
@@ -213,15 +287,30 @@ func (d *directory) status() (bool, string) {
 	if d.client == nil {
 		return true, d.describe
 	}
-	cst, lastErr, lastAt := d.circuit.State()
-	circuit := "; circuit " + cst.String()
-	if lastErr == "" {
-		lastErr = d.lastPingErr()
-	} else {
-		circuit += "; last error " + lastAt.UTC().Format(time.RFC3339)
+	closed := true
+	circuit := ""
+	for _, p := range d.circuits.States() {
+		if p.State == userstore.CircuitClosed {
+			continue
+		}
+		closed = false
+		circuit += "; circuit " + p.State.String()
+		if p.Name != "" {
+			circuit += " for " + p.Name
+		}
+		if p.LastErr != "" {
+			circuit += "; last error " + p.LastAt.UTC().Format(time.RFC3339) + ": " + p.LastErr
+		}
 	}
-	if lastErr != "" {
-		circuit += ": " + lastErr
+	if closed {
+		circuit = "; circuit closed"
+		if lastErr := d.lastPingErr(); lastErr != "" {
+			circuit += ": " + lastErr
+		}
+	}
+	cst := userstore.CircuitClosed
+	if !closed {
+		cst = userstore.CircuitOpen
 	}
 	switch d.state.Load() {
 	case redisUp:
@@ -250,10 +339,13 @@ func (d *directory) close() error {
 	d.closeOnce.Do(func() {
 		if d.stop != nil {
 			d.stop()
-			if d.pubsub != nil {
-				d.pubsub.Close() // unblocks Receive
+			if d.listener != nil {
+				d.listener.close() // unblocks Receive
 			}
 			d.wg.Wait()
+		}
+		if d.sentinels != nil {
+			_ = d.sentinels.Close()
 		}
 		if d.client != nil {
 			if err := d.client.Close(); err != nil {

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/gatehouse-authz/gatehouse/internal/boundedcache"
+	"github.com/gatehouse-authz/gatehouse/internal/logbudget"
 )
 
 // Cache defaults.
@@ -47,13 +48,18 @@ type CacheOptions struct {
 	// Now returns the current time; tests inject a fake clock. Default
 	// time.Now.
 	Now func() time.Time
-	// Logger receives warnings when stale entries are served. Default
-	// slog.Default().
+	// Logger receives warnings when stale entries are served or a record
+	// is invalid. Default slog.Default().
 	Logger *slog.Logger
+	// LogBudget caps those warnings, which come once per request: during
+	// an outage every request served from a stale entry would otherwise
+	// write a line. Default: a budget of logbudget.DefaultPerSecond lines.
+	LogBudget *logbudget.Budget
 	// OnLookup, if set, is called once per Lookup with layer "cache" and
 	// an outcome: "hit", "miss" (answered by the origin), "stale" (origin
-	// failed, stale entry served) or "error". It runs on the request path
-	// and must be fast and safe for concurrent use.
+	// failed, stale entry served), "invalid" (the record is malformed,
+	// see ErrInvalidRecord; answered Inactive) or "error". It runs on the
+	// request path and must be fast and safe for concurrent use.
 	OnLookup func(layer, outcome string)
 }
 
@@ -74,6 +80,7 @@ type Cache struct {
 	timeout  time.Duration
 	now      func() time.Time
 	log      *slog.Logger
+	logs     *logbudget.Budget
 	onLookup func(layer, outcome string)
 
 	// gen counts invalidations. An origin answer is stored only if no
@@ -98,6 +105,7 @@ func NewCache(origin Directory, opts CacheOptions) *Cache {
 		timeout:  opts.LookupTimeout,
 		now:      opts.Now,
 		log:      opts.Logger,
+		logs:     opts.LogBudget,
 		onLookup: opts.OnLookup,
 	}
 	size := opts.Size
@@ -118,6 +126,9 @@ func NewCache(origin Directory, opts CacheOptions) *Cache {
 	}
 	if c.log == nil {
 		c.log = slog.Default()
+	}
+	if c.logs == nil {
+		c.logs = logbudget.New(0)
 	}
 	c.users = boundedcache.New[string, Status](size)
 	c.apps = boundedcache.New[string, Status](size)
@@ -147,7 +158,8 @@ func (c *Cache) observe(outcome string) {
 // many callers wait; each caller gives up as soon as its own ctx is done, with
 // an error wrapping both ErrUnavailable and ctx.Err(). An origin error is
 // returned wrapped in ErrUnavailable, unless StaleIfError allows a recent
-// cached answer to be served instead.
+// cached answer to be served instead. An invalid record (ErrInvalidRecord)
+// is answered Inactive, without an error: see invalid.
 func (c *Cache) Lookup(ctx context.Context, kind Kind, id string) (Status, error) {
 	t := c.table(kind)
 	if t == nil {
@@ -177,6 +189,8 @@ func (c *Cache) miss(ctx context.Context, t *boundedcache.Cache[string, Status],
 		defer cancel()
 		st, err := c.origin.Lookup(octx, k.kind, k.id)
 		if err != nil {
+			// Never cached, an invalid record included: once fixed,
+			// it must be read again.
 			return NotFound, err
 		}
 		if c.gen.Load() == gen {
@@ -215,12 +229,19 @@ func (c *Cache) store(t *boundedcache.Cache[string, Status], id string, st Statu
 }
 
 func (c *Cache) originFailed(t *boundedcache.Cache[string, Status], k cacheKey, err error) (Status, error) {
+	if errors.Is(err, ErrInvalidRecord) {
+		return c.invalid(t, k, err)
+	}
 	if c.stale > 0 {
 		if st, _, stored, ok := t.Peek(k.id); ok {
 			if age := c.now().Sub(stored); age < c.stale {
 				c.observe("stale")
-				c.log.Warn("directory origin failed; serving stale cached entry",
-					"kind", k.kind.String(), "status", st.String(), "age", age, "error", err)
+				ctx := context.Background()
+				if c.logs.Enabled(ctx, c.log, slog.LevelWarn) {
+					c.log.LogAttrs(ctx, slog.LevelWarn, "directory origin failed; serving stale cached entry",
+						slog.String("kind", k.kind.String()), slog.String("status", st.String()),
+						slog.Duration("age", age), slog.String("error", err.Error()))
+				}
 				return st, nil
 			}
 		}
@@ -230,6 +251,27 @@ func (c *Cache) originFailed(t *boundedcache.Cache[string, Status], k cacheKey, 
 		err = fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	return NotFound, fmt.Errorf("userstore: cache: %s lookup: %w", k.kind, err)
+}
+
+// invalid answers a record the origin could read but not understand (see
+// ErrInvalidRecord): the caller is denied (Inactive), nothing is cached, and
+// any older entry is dropped rather than served stale, since the origin is
+// up and says the record is bad.
+//
+// Why a deny and not a 503: the origin answered, and a retry gets the same
+// answer until an operator fixes the record; a 503 would tell the client to
+// retry and count as an outage in the decision metrics. A deny is what
+// a record that does not say "active" gets, and it concerns that record
+// alone.
+func (c *Cache) invalid(t *boundedcache.Cache[string, Status], k cacheKey, err error) (Status, error) {
+	t.Delete(k.id)
+	c.observe("invalid")
+	ctx := context.Background()
+	if c.logs.Enabled(ctx, c.log, slog.LevelWarn) {
+		c.log.LogAttrs(ctx, slog.LevelWarn, "invalid directory record; denied until it is rewritten",
+			slog.String("kind", k.kind.String()), slog.String("id", k.id), slog.String("error", err.Error()))
+	}
+	return Inactive, nil
 }
 
 // flightKey names a singleflight call; only built on a miss.

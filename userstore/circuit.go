@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -149,7 +151,8 @@ func (c *Circuit) admit() (trial bool, err error) {
 }
 
 // counts reports whether err is an origin failure: not a definite answer, not
-// a programming error, and not the caller's own cancellation.
+// a programming error, not a bad record (ErrInvalidRecord does not wrap
+// ErrUnavailable), and not the caller's own cancellation.
 func counts(ctx context.Context, err error) bool {
 	if err == nil || !errors.Is(err, ErrUnavailable) {
 		return false
@@ -166,6 +169,10 @@ func (c *Circuit) record(ctx context.Context, err error, trial bool) {
 	switch {
 	case err == nil:
 		c.closeLocked("a lookup succeeded")
+	case errors.Is(err, ErrInvalidRecord):
+		// The origin answered; the record is bad. One wrong-typed key
+		// asked for under load must not trip the circuit for everyone.
+		c.closeLocked("a lookup was answered")
 	case counts(ctx, err):
 		c.failLocked(err)
 	case trial:
@@ -221,4 +228,95 @@ func (c *Circuit) State() (CircuitState, string, time.Time) {
 		st = CircuitHalfOpen // the next lookup is a trial
 	}
 	return st, c.lastErr, c.lastAt
+}
+
+// Circuits keeps one Circuit per partition of an origin: per Redis Cluster
+// master, so that a dead master opens the circuit of its own shard only and
+// users on the other shards are still served. partition names the
+// partition a lookup goes to (the address of the master serving the key's
+// slot); a partition seen for the first time gets a closed circuit. A
+// single-node origin uses one partition name for every lookup.
+type Circuits struct {
+	origin    Directory
+	partition func(ctx context.Context, kind Kind, id string) string
+	opts      CircuitOptions
+
+	mu     sync.RWMutex
+	byName map[string]*Circuit
+}
+
+// NewCircuits returns Circuits in front of origin. opts.Name is followed by
+// the partition's name in logs ("redis 10.0.0.5:6379").
+func NewCircuits(origin Directory, partition func(ctx context.Context, kind Kind, id string) string, opts CircuitOptions) *Circuits {
+	return &Circuits{origin: origin, partition: partition, opts: opts, byName: make(map[string]*Circuit)}
+}
+
+// Lookup implements Directory through the circuit of the lookup's
+// partition.
+func (cs *Circuits) Lookup(ctx context.Context, kind Kind, id string) (Status, error) {
+	return cs.Circuit(cs.partition(ctx, kind, id)).Lookup(ctx, kind, id)
+}
+
+// Circuit returns the circuit of a partition, creating it closed.
+func (cs *Circuits) Circuit(name string) *Circuit {
+	cs.mu.RLock()
+	c, ok := cs.byName[name]
+	cs.mu.RUnlock()
+	if ok {
+		return c
+	}
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if c, ok := cs.byName[name]; ok {
+		return c
+	}
+	opts := cs.opts
+	if name != "" {
+		if opts.Name == "" {
+			opts.Name = name
+		} else {
+			opts.Name += " " + name
+		}
+	}
+	c = NewCircuit(cs.origin, opts)
+	cs.byName[name] = c
+	return c
+}
+
+// Retain drops the circuits of partitions not in names (a master that is
+// gone from the topology), so that the set does not grow with every
+// failover. A dropped partition that comes back starts closed.
+func (cs *Circuits) Retain(names []string) {
+	keep := make(map[string]bool, len(names))
+	for _, n := range names {
+		keep[n] = true
+	}
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	for n := range cs.byName {
+		if !keep[n] {
+			delete(cs.byName, n)
+		}
+	}
+}
+
+// PartitionState is the state of one partition's circuit.
+type PartitionState struct {
+	Name    string
+	State   CircuitState
+	LastErr string
+	LastAt  time.Time
+}
+
+// States returns the state of every partition's circuit, sorted by name.
+func (cs *Circuits) States() []PartitionState {
+	cs.mu.RLock()
+	out := make([]PartitionState, 0, len(cs.byName))
+	for n, c := range cs.byName {
+		st, e, at := c.State()
+		out = append(out, PartitionState{Name: n, State: st, LastErr: e, LastAt: at})
+	}
+	cs.mu.RUnlock()
+	slices.SortFunc(out, func(a, b PartitionState) int { return strings.Compare(a.Name, b.Name) })
+	return out
 }

@@ -83,3 +83,32 @@ func TestStartCluster(t *testing.T) {
 		}
 	}
 }
+
+func TestSlot(t *testing.T) {
+	// Values from the Redis Cluster specification and CLUSTER KEYSLOT.
+	for key, want := range map[string]uint16{"123456789": 12739, "foo": 12182, "{user1000}.following": 3443} {
+		if got := Slot(key); got != want {
+			t.Errorf("Slot(%q) = %d, want %d", key, got, want)
+		}
+	}
+}
+
+func TestStartClusterWithReplicas(t *testing.T) {
+	c := StartClusterWith(t, ClusterOptions{ReplicasPerMaster: 1, NodeTimeout: 2 * time.Second})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, key := range []string{"foo", "bar", "baz", "123456789", "bar{}", "{a}b", "x{}y{z}"} {
+		got, err := c.Masters[0].Client().ClusterKeySlot(ctx, key).Result()
+		if err != nil || uint16(got) != Slot(key) {
+			t.Errorf("CLUSTER KEYSLOT %s = %d, %v; Slot says %d", key, got, err, Slot(key))
+		}
+		// The master Shard names serves the key: it accepts a write.
+		if err := c.Masters[c.Shard(key)].Client().Set(ctx, key, "v", 0).Err(); err != nil {
+			t.Errorf("SET %s on master %d: %v", key, c.Shard(key), err)
+		}
+	}
+	began := time.Now()
+	c.Masters[1].Kill()
+	promoted := c.WaitPromoted(t, 1, 30*time.Second)
+	t.Logf("replica %s promoted %v after the kill", promoted.Addr(), time.Since(began))
+}

@@ -2,6 +2,7 @@ package telemetry
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"runtime"
 	"time"
@@ -26,6 +27,9 @@ const (
 	layerRedis              = "redis"
 	outcomeHit, outcomeMiss = "hit", "miss"
 	outcomeError, outcomeOK = "error", "ok"
+	// outcomeInvalid is a record Redis holds but that is malformed
+	// (userstore.ErrInvalidRecord): Redis answered, so it is timed as ok.
+	outcomeInvalid = "invalid"
 )
 
 // latencyBuckets span a decision from a verified-token cache hit (tens of
@@ -72,8 +76,8 @@ type lookupKey struct{ layer, outcome string }
 // knownLookups are the directory layers and outcomes reported by
 // userstore.Cache (layer "cache") and by Metrics.Redis (layer "redis").
 var knownLookups = []lookupKey{
-	{"cache", outcomeHit}, {"cache", outcomeMiss}, {"cache", "stale"}, {"cache", outcomeError},
-	{layerRedis, outcomeHit}, {layerRedis, outcomeMiss}, {layerRedis, outcomeError},
+	{"cache", outcomeHit}, {"cache", outcomeMiss}, {"cache", "stale"}, {"cache", outcomeInvalid}, {"cache", outcomeError},
+	{layerRedis, outcomeHit}, {layerRedis, outcomeMiss}, {layerRedis, outcomeInvalid}, {layerRedis, outcomeError},
 }
 
 // NewMetrics returns Metrics with every gatehouse collector and the Go and
@@ -92,7 +96,7 @@ func NewMetrics(build BuildInfo) *Metrics {
 		}),
 		lookups: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: MetricDirectoryLookups,
-			Help: "Directory lookups by layer (cache, redis) and outcome (hit, miss, stale, error).",
+			Help: "Directory lookups by layer (cache, redis) and outcome (hit, miss, stale, invalid, error).",
 		}, []string{"layer", "outcome"}),
 	}
 	duration := prometheus.NewHistogramVec(prometheus.HistogramOpts{
@@ -220,6 +224,9 @@ func (r *redisDirectory) Lookup(ctx context.Context, kind userstore.Kind, id str
 	st, err := r.origin.Lookup(ctx, kind, id)
 	elapsed := time.Since(start).Seconds()
 	switch {
+	case errors.Is(err, userstore.ErrInvalidRecord):
+		r.m.redisDur[0].Observe(elapsed)
+		r.m.byLookup[lookupKey{layerRedis, outcomeInvalid}].Inc()
 	case err != nil:
 		r.m.redisDur[1].Observe(elapsed)
 		r.m.byLookup[lookupKey{layerRedis, outcomeError}].Inc()

@@ -10,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -260,71 +261,93 @@ func NewUniversalClient(c ClientConfig) (redis.UniversalClient, Mode, error) {
 		}
 		return redis.NewClient(opt), mode, nil
 	default:
-		uo := &redis.UniversalOptions{
-			ContextTimeoutEnabled: true,
-			ReadBufferSize:        connBufferSize,
-			WriteBufferSize:       connBufferSize,
-		}
-		useTLS := false
-		if c.URL != "" {
-			m, err := parseMultiURL(c.URL)
-			if err != nil {
-				return nil, "", fmt.Errorf("invalid Redis URL: %w", err)
-			}
-			uo.Addrs, uo.DB, uo.MasterName = m.addrs, m.db, m.master
-			uo.Username, uo.Password = m.user, m.pass
-			uo.SentinelUsername, uo.SentinelPassword = m.sentinelUser, m.sentinelPass
-			useTLS = m.tls
-		}
-		if mode == Sentinel {
-			if len(c.SentinelAddrs) > 0 {
-				uo.Addrs = c.SentinelAddrs
-			}
-			if c.SentinelMaster != "" {
-				uo.MasterName = c.SentinelMaster
-			}
-			if c.SentinelUsername != "" {
-				uo.SentinelUsername = c.SentinelUsername
-			}
-			if c.SentinelPassword != "" {
-				uo.SentinelPassword = c.SentinelPassword
-			}
-			if uo.MasterName == "" {
-				return nil, "", errors.New("Sentinel needs a master name (master_name in the URL, or the sentinel master setting)")
-			}
-			if len(uo.Addrs) == 0 {
-				return nil, "", errors.New("Sentinel needs at least one sentinel address")
-			}
-		} else {
-			if len(c.ClusterAddrs) > 0 {
-				uo.Addrs = c.ClusterAddrs
-			}
-			if uo.DB != 0 {
-				return nil, "", errors.New("Redis Cluster has only database 0")
-			}
-			if len(uo.Addrs) == 0 {
-				return nil, "", errors.New("Cluster needs at least one node address")
-			}
-			uo.IsClusterMode = true
-		}
-		if c.Username != "" {
-			uo.Username = c.Username
-		}
-		if c.Password != "" {
-			uo.Password = c.Password
-		}
-		host, _, _ := net.SplitHostPort(uo.Addrs[0])
-		if c.TLSServerName == "" && len(uo.Addrs) > 1 {
-			host = "" // each node is verified against its own address
-		}
-		tc, err := c.tlsConfig(useTLS, host)
+		uo, err := c.multiOptions(mode)
 		if err != nil {
 			return nil, "", err
 		}
-		uo.TLSConfig = tc
 		if mode == Sentinel {
 			return redis.NewFailoverClient(uo.Failover()), mode, nil
 		}
-		return redis.NewClusterClient(uo.Cluster()), mode, nil
+		co := uo.Cluster()
+		// go-redis reloads the slot map early only on MOVED, ASK and
+		// READONLY replies; a master that died answers none, so its
+		// promoted replica would be found only at this periodic reload
+		// (60 s by default). The store also asks for a reload after a
+		// connection error (see Store.Partition and cluster.go).
+		co.ClusterStateReloadInterval = ClusterStateReloadInterval
+		return redis.NewClusterClient(co), mode, nil
 	}
+}
+
+// ClusterStateReloadInterval is how often a Cluster client refreshes its
+// slot map when nothing else makes it: the longest a promoted replica can go
+// unnoticed when no lookup reaches its shard.
+const ClusterStateReloadInterval = 2 * time.Second
+
+// multiOptions builds the go-redis options of a Sentinel or Cluster
+// deployment.
+func (c ClientConfig) multiOptions(mode Mode) (*redis.UniversalOptions, error) {
+	uo := &redis.UniversalOptions{
+		ContextTimeoutEnabled: true,
+		ReadBufferSize:        connBufferSize,
+		WriteBufferSize:       connBufferSize,
+	}
+	useTLS := false
+	if c.URL != "" {
+		m, err := parseMultiURL(c.URL)
+		if err != nil {
+			return nil, fmt.Errorf("invalid Redis URL: %w", err)
+		}
+		uo.Addrs, uo.DB, uo.MasterName = m.addrs, m.db, m.master
+		uo.Username, uo.Password = m.user, m.pass
+		uo.SentinelUsername, uo.SentinelPassword = m.sentinelUser, m.sentinelPass
+		useTLS = m.tls
+	}
+	if mode == Sentinel {
+		if len(c.SentinelAddrs) > 0 {
+			uo.Addrs = c.SentinelAddrs
+		}
+		if c.SentinelMaster != "" {
+			uo.MasterName = c.SentinelMaster
+		}
+		if c.SentinelUsername != "" {
+			uo.SentinelUsername = c.SentinelUsername
+		}
+		if c.SentinelPassword != "" {
+			uo.SentinelPassword = c.SentinelPassword
+		}
+		if uo.MasterName == "" {
+			return nil, errors.New("Sentinel needs a master name (master_name in the URL, or the sentinel master setting)")
+		}
+		if len(uo.Addrs) == 0 {
+			return nil, errors.New("Sentinel needs at least one sentinel address")
+		}
+	} else {
+		if len(c.ClusterAddrs) > 0 {
+			uo.Addrs = c.ClusterAddrs
+		}
+		if uo.DB != 0 {
+			return nil, errors.New("Redis Cluster has only database 0")
+		}
+		if len(uo.Addrs) == 0 {
+			return nil, errors.New("Cluster needs at least one node address")
+		}
+		uo.IsClusterMode = true
+	}
+	if c.Username != "" {
+		uo.Username = c.Username
+	}
+	if c.Password != "" {
+		uo.Password = c.Password
+	}
+	host, _, _ := net.SplitHostPort(uo.Addrs[0])
+	if c.TLSServerName == "" && len(uo.Addrs) > 1 {
+		host = "" // each node is verified against its own address
+	}
+	tc, err := c.tlsConfig(useTLS, host)
+	if err != nil {
+		return nil, err
+	}
+	uo.TLSConfig = tc
+	return uo, nil
 }

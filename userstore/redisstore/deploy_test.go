@@ -376,7 +376,8 @@ func TestParseMultiURL(t *testing.T) {
 }
 
 // TestPutBatchRecordsWhole: a record is written with all its fields or not
-// at all, even when a batch fails part-way (a key of another type).
+// at all, and a key of another type in a batch is left alone, named, and
+// does not stop the others.
 func TestPutBatchRecordsWhole(t *testing.T) {
 	srv, client, ctx := setup(t)
 	raw := srv.Client()
@@ -392,8 +393,9 @@ func TestPutBatchRecordsWhole(t *testing.T) {
 		{ID: "b", Active: true, Email: "b@example.com"},
 		{ID: "c", Active: true, Email: "c@example.com"},
 	})
-	if err == nil || !strings.Contains(err.Error(), "WRONGTYPE") {
-		t.Fatalf("PutBatch over a string key: %v; want WRONGTYPE", err)
+	var wt *WrongTypeError
+	if !errors.As(err, &wt) || !errors.Is(err, ErrWrongType) || len(wt.IDs) != 1 || wt.IDs[0] != "b" {
+		t.Fatalf("PutBatch over a string key: %v; want a WrongTypeError naming b alone", err)
 	}
 	// a: both its fields changed (active set, email removed), never one.
 	if m, _ := raw.HGetAll(ctx, "gatehouse:user:a").Result(); m["active"] != "1" || m["email"] != "" {

@@ -21,18 +21,23 @@
 //
 // # Lookups fail closed
 //
-// A missing key, or a hash without an "active" field, is NotFound. "1" is
-// Active, "0" is Inactive, and any other value is treated as Inactive: a
-// corrupted record must never grant access. A key of the wrong type, a
-// timeout, a cancelled context or an unreachable server is an error wrapping
-// userstore.ErrUnavailable.
+// A missing key is NotFound. "1" is Active, "0" is Inactive. A record that
+// exists but is malformed — a key of another type (WRONGTYPE), a hash
+// without an "active" field, an "active" that is neither "1" nor "0" — is
+// Inactive with an error wrapping userstore.ErrInvalidRecord: a corrupted
+// record never grants access, and it is that record's problem, not an
+// outage (the circuit does not count it; the cache denies it and logs it).
+// A timeout, a cancelled context or an unreachable server is an error
+// wrapping userstore.ErrUnavailable.
 //
 // # Writes
 //
 // Put, PutBatch, SetActive and Remove write first, then publish the
 // invalidation message in a second round trip (never before: a replica that
 // hears the message reads the record again). Each record's fields are
-// written atomically; see PutBatch for batches and Redis Cluster.
+// written atomically, by a script that leaves a key of another type alone;
+// see Session.PutBatch for batches and Redis Cluster, and Session.Wait for
+// waiting until a replica has the change.
 //
 // # Deployments
 //
@@ -87,6 +92,9 @@ type Store struct {
 	// Precomputed so that building a key is a single concatenation.
 	userPrefix, appPrefix string
 	channel               string
+	// topo reloads a Cluster's slot map after connection errors (nil for
+	// other deployments); see cluster.go.
+	topo *topology
 }
 
 // New returns a Store using client. The Store does not own the client:
@@ -106,6 +114,7 @@ func New(client redis.UniversalClient, opts Options) *Store {
 		userPrefix: prefix + userstore.User.String() + ":",
 		appPrefix:  prefix + userstore.App.String() + ":",
 		channel:    prefix + "invalidate",
+		topo:       newTopology(client),
 	}
 }
 
@@ -141,7 +150,8 @@ func unavailable(ctx context.Context, op string, kind userstore.Kind, err error)
 }
 
 // Lookup implements userstore.Directory with one HGET of the record's
-// "active" field.
+// "active" field (and an EXISTS when the field is missing, to tell an
+// unknown record from a malformed one).
 func (s *Store) Lookup(ctx context.Context, kind userstore.Kind, id string) (userstore.Status, error) {
 	key, err := s.Key(kind, id)
 	if err != nil {
@@ -155,19 +165,42 @@ func (s *Store) Lookup(ctx context.Context, kind userstore.Kind, id string) (use
 	v, err := s.client.HGet(ctx, key, "active").Result()
 	switch {
 	case errors.Is(err, redis.Nil):
-		return userstore.NotFound, nil
+		// No key, or a hash without "active": only the first is NotFound.
+		// Unknown ids are the rare path, so the second round trip is
+		// paid there only.
+		n, err := s.client.Exists(ctx, key).Result()
+		switch {
+		case err != nil:
+			s.failed(err)
+			return userstore.NotFound, unavailable(ctx, "lookup", kind, err)
+		case n == 0:
+			return userstore.NotFound, nil
+		}
+		return userstore.Inactive, invalidRecord(kind, "hash without an \"active\" field")
+	case redis.HasErrorPrefix(err, "WRONGTYPE"):
+		return userstore.Inactive, invalidRecord(kind, "key holds another type than a hash")
 	case err != nil:
+		s.failed(err)
 		return userstore.NotFound, unavailable(ctx, "lookup", kind, err)
 	case v == "1":
 		return userstore.Active, nil
-	default:
-		// "0", or a value no writer should produce: fail closed.
+	case v == "0":
 		return userstore.Inactive, nil
+	default:
+		// A value no writer produces: fail closed.
+		return userstore.Inactive, invalidRecord(kind, "\"active\" is neither \"1\" nor \"0\"")
 	}
 }
 
+// invalidRecord is the error of a malformed record. It names what is wrong,
+// never the value found (a record may hold anything).
+func invalidRecord(kind userstore.Kind, what string) error {
+	return fmt.Errorf("redisstore: %s record: %w: %s", kind, userstore.ErrInvalidRecord, what)
+}
+
 // Get returns the stored record, with Active true only for "1", and false if
-// the key does not exist.
+// the key does not exist. A key of another type is an error wrapping
+// userstore.ErrInvalidRecord.
 func (s *Store) Get(ctx context.Context, kind userstore.Kind, id string) (userstore.Record, bool, error) {
 	key, err := s.Key(kind, id)
 	if err != nil {
@@ -176,7 +209,11 @@ func (s *Store) Get(ctx context.Context, kind userstore.Kind, id string) (userst
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	m, err := s.client.HGetAll(ctx, key).Result()
+	if redis.HasErrorPrefix(err, "WRONGTYPE") {
+		return userstore.Record{}, false, invalidRecord(kind, "key holds another type than a hash")
+	}
 	if err != nil {
+		s.failed(err)
 		return userstore.Record{}, false, unavailable(ctx, "get", kind, err)
 	}
 	if len(m) == 0 {
@@ -185,185 +222,8 @@ func (s *Store) Get(ctx context.Context, kind userstore.Kind, id string) (userst
 	return userstore.Record{ID: id, Active: m["active"] == "1", Email: m["email"]}, true, nil
 }
 
-// Put writes a record, then publishes its invalidation message. An empty
-// Email removes a stored email.
-//
-// The record's fields are written in one MULTI/EXEC on its key, so a reader
-// sees either the old record or the new one, never a mix. The message is
-// published after the write has succeeded, never before: a replica that
-// drops its cached entry on the message and looks the record up again reads
-// the new value. (Redis Cluster refuses a transaction that spans slots, and
-// PUBLISH has none, so write and publish are two round trips in every mode.)
-// If the publish fails, the record is written and the error says so;
-// replicas then see the change when their cached entry expires.
-func (s *Store) Put(ctx context.Context, kind userstore.Kind, r userstore.Record) error {
-	return s.PutBatch(ctx, kind, []userstore.Record{r})
-}
-
-// PutBatch writes records as Put does, then publishes one invalidation
-// message per record in one pipeline. Against a standalone or
-// Sentinel-managed Redis the batch is one MULTI/EXEC, so it is atomic:
-// every record is written or none is (Redis does not roll back, though: a
-// record whose key holds another type fails alone, and the error says so).
-// Redis Cluster refuses a transaction
-// whose keys hash to different slots, so there each record is written by
-// its own one-key script (pipelined): each record is still written whole,
-// all its fields or none, but a failure can leave part of the batch
-// written. Records must have non-empty ids.
-func (s *Store) PutBatch(ctx context.Context, kind userstore.Kind, recs []userstore.Record) error {
-	if len(recs) == 0 {
-		return nil
-	}
-	keys := make([]string, len(recs))
-	for i, r := range recs {
-		if r.ID == "" {
-			return fmt.Errorf("redisstore: put %s: empty id", kind)
-		}
-		key, err := s.Key(kind, r.ID)
-		if err != nil {
-			return err
-		}
-		keys[i] = key
-	}
-	ctx, cancel := context.WithTimeout(ctx, s.batchTimeout(len(recs)))
-	defer cancel()
-	write := s.client.TxPipelined
-	if _, cluster := s.client.(*redis.ClusterClient); cluster {
-		write = s.client.Pipelined
-		_, err := write(ctx, func(p redis.Pipeliner) error {
-			for i, r := range recs {
-				putScript.Eval(ctx, p, []string{keys[i]}, activeValue(r.Active), r.Email)
-			}
-			return nil
-		})
-		if err != nil {
-			return unavailable(ctx, "put", kind, err)
-		}
-		return s.publishIDs(ctx, kind, recs)
-	}
-	_, err := write(ctx, func(p redis.Pipeliner) error {
-		for i, r := range recs {
-			active := "0"
-			if r.Active {
-				active = "1"
-			}
-			if r.Email != "" {
-				p.HSet(ctx, keys[i], "active", active, "email", r.Email)
-			} else {
-				p.HSet(ctx, keys[i], "active", active)
-				p.HDel(ctx, keys[i], "email")
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return unavailable(ctx, "put", kind, err)
-	}
-	return s.publishIDs(ctx, kind, recs)
-}
-
-// putScript writes one record atomically; a one-key script runs on the
-// key's node in a Cluster.
-var putScript = redis.NewScript(`
-redis.call('HSET', KEYS[1], 'active', ARGV[1])
-if ARGV[2] == '' then
-  redis.call('HDEL', KEYS[1], 'email')
-else
-  redis.call('HSET', KEYS[1], 'email', ARGV[2])
-end
-return 1`)
-
-func activeValue(active bool) string {
-	if active {
-		return "1"
-	}
-	return "0"
-}
-
-func (s *Store) publishIDs(ctx context.Context, kind userstore.Kind, recs []userstore.Record) error {
-	ids := make([]string, len(recs))
-	for i, r := range recs {
-		ids[i] = r.ID
-	}
-	return s.publish(ctx, kind, ids)
-}
-
-// batchTimeout scales Timeout with the number of records of a batch: a
-// thousand writes take longer than one lookup.
-func (s *Store) batchTimeout(n int) time.Duration {
-	return s.timeout + time.Duration(n)*50*time.Microsecond
-}
-
-// publish sends one invalidation message per id, pipelined.
-func (s *Store) publish(ctx context.Context, kind userstore.Kind, ids []string) error {
-	_, err := s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for _, id := range ids {
-			p.Publish(ctx, s.channel, InvalidationMessage(kind, id))
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("redisstore: %s written, but publishing the invalidation failed (replicas see the change when their cache expires): %w",
-			kind, unavailable(ctx, "publish", kind, err))
-	}
-	return nil
-}
-
-// setActiveScript changes the active field of an existing record only, so
-// that enabling a mistyped id does not create a record.
-var setActiveScript = redis.NewScript(`
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  redis.call('HSET', KEYS[1], 'active', ARGV[1])
-  return 1
-end
-return 0`)
-
-// SetActive sets the active field of an existing record and publishes its
-// invalidation. It reports false, and writes nothing, when the record does
-// not exist.
-func (s *Store) SetActive(ctx context.Context, kind userstore.Kind, id string, active bool) (bool, error) {
-	key, err := s.Key(kind, id)
-	if err != nil {
-		return false, err
-	}
-	v := "0"
-	if active {
-		v = "1"
-	}
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
-	defer cancel()
-	n, err := setActiveScript.Run(ctx, s.client, []string{key}, v).Int()
-	if err != nil {
-		return false, unavailable(ctx, "set active", kind, err)
-	}
-	if n == 0 {
-		return false, nil
-	}
-	return true, s.publish(ctx, kind, []string{id})
-}
-
-// Delete removes a record (absent records are not an error), then publishes
-// its invalidation message.
-func (s *Store) Delete(ctx context.Context, kind userstore.Kind, id string) error {
-	_, err := s.Remove(ctx, kind, id)
-	return err
-}
-
-// Remove is Delete that also reports whether the record existed. The
-// invalidation is published either way.
-func (s *Store) Remove(ctx context.Context, kind userstore.Kind, id string) (bool, error) {
-	key, err := s.Key(kind, id)
-	if err != nil {
-		return false, err
-	}
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
-	defer cancel()
-	n, err := s.client.Del(ctx, key).Result()
-	if err != nil {
-		return false, unavailable(ctx, "delete", kind, err)
-	}
-	return n > 0, s.publish(ctx, kind, []string{id})
-}
+// Writes (Put, PutBatch, SetActive, Delete, Remove, Session) are in
+// write.go.
 
 // Ping checks that Redis answers, within Timeout.
 func (s *Store) Ping(ctx context.Context) error {

@@ -73,11 +73,11 @@ func TestLookupValues(t *testing.T) {
 	wantStatus(t, s, ctx, userstore.User, "inactive", userstore.Inactive)
 	wantStatus(t, s, ctx, userstore.User, "missing", userstore.NotFound)
 	wantStatus(t, s, ctx, userstore.User, "", userstore.NotFound)
-	// Values no writer should produce fail closed.
-	wantStatus(t, s, ctx, userstore.User, "garbage", userstore.Inactive)
-	wantStatus(t, s, ctx, userstore.User, "true", userstore.Inactive)
-	wantStatus(t, s, ctx, userstore.User, "spaces", userstore.Inactive)
-	wantStatus(t, s, ctx, userstore.User, "noactive", userstore.NotFound)
+	// Records no writer should produce fail closed, as invalid records:
+	// Inactive, with an error that is not an outage.
+	for _, id := range []string{"garbage", "true", "spaces", "noactive"} {
+		wantInvalid(t, s, ctx, userstore.User, id)
+	}
 	// Kinds live under different keys.
 	wantStatus(t, s, ctx, userstore.App, "meet-web", userstore.Active)
 	wantStatus(t, s, ctx, userstore.User, "meet-web", userstore.NotFound)
@@ -88,14 +88,37 @@ func TestLookupValues(t *testing.T) {
 	}
 }
 
+// TestLookupWrongTypeFailsClosed: a key of another type is an invalid
+// record (denied, that record alone), not an outage: it must not wrap
+// ErrUnavailable, or the circuit in front counts it against every user.
 func TestLookupWrongTypeFailsClosed(t *testing.T) {
 	srv, client, ctx := setup(t)
-	if err := srv.Client().Set(ctx, "gatehouse:user:str", "1", 0).Err(); err != nil {
-		t.Fatal(err)
+	for key, set := range map[string]func() error{
+		"gatehouse:user:str":  func() error { return srv.Client().Set(ctx, "gatehouse:user:str", "1", 0).Err() },
+		"gatehouse:user:list": func() error { return srv.Client().RPush(ctx, "gatehouse:user:list", "1").Err() },
+	} {
+		if err := set(); err != nil {
+			t.Fatalf("%s: %v", key, err)
+		}
 	}
-	st, err := New(client, relaxed).Lookup(ctx, userstore.User, "str")
-	if err == nil || st == userstore.Active || !errors.Is(err, userstore.ErrUnavailable) {
-		t.Fatalf("Lookup of a string key = %s, %v; want ErrUnavailable", st, err)
+	s := New(client, relaxed)
+	wantInvalid(t, s, ctx, userstore.User, "str")
+	wantInvalid(t, s, ctx, userstore.User, "list")
+	if _, _, err := s.Get(ctx, userstore.User, "str"); !errors.Is(err, userstore.ErrInvalidRecord) || errors.Is(err, userstore.ErrUnavailable) {
+		t.Fatalf("Get of a string key: %v; want ErrInvalidRecord only", err)
+	}
+}
+
+// wantInvalid checks that a lookup answers Inactive with ErrInvalidRecord,
+// and not ErrUnavailable.
+func wantInvalid(t *testing.T, s *Store, ctx context.Context, kind userstore.Kind, id string) {
+	t.Helper()
+	st, err := s.Lookup(ctx, kind, id)
+	if st != userstore.Inactive || !errors.Is(err, userstore.ErrInvalidRecord) || errors.Is(err, userstore.ErrUnavailable) {
+		t.Fatalf("Lookup(%s, %q) = %s, %v; want inactive and ErrInvalidRecord, not ErrUnavailable", kind, id, st, err)
+	}
+	if strings.Contains(err.Error(), id) {
+		t.Errorf("the error quotes the record's id: %v", err)
 	}
 }
 
