@@ -10,7 +10,7 @@ COMMIT   ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS  := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 IMAGE    ?= ghcr.io/gatehouse-authz/gatehouse:$(VERSION)
 
-.PHONY: help run test deps vet fmt-check build image fuzz bench load clean
+.PHONY: help run test deps vet fmt-check build image fuzz bench load chaos proto proto-check clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 12
@@ -44,6 +44,15 @@ bench: ## Go benchmarks, -count 6, summarised with benchstat (bin/bench/)
 
 load: ## side-by-side load run vs a do-nothing server (docs/bench/results.*)
 	scripts/load.sh
+
+chaos: ## chaos run: Redis stalled, killed, flushed, failed over under load (2 min; CHAOS_SHORT=1: 40 s)
+	scripts/chaos.sh
+
+proto: ## regenerate the Go code of proto/ with buf (pinned in tools/go.mod)
+	scripts/proto.sh
+
+proto-check: ## fail when proto/ fails buf lint or its generated code is stale
+	scripts/proto-check.sh
 
 clean: ## remove build output
 	rm -rf bin
