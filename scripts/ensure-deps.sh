@@ -18,12 +18,20 @@ declare -A needed=(
 	[make]=make
 )
 
+# PostgreSQL, for the directory origin's tests (internal/pgtest runs initdb
+# and postgres): Debian keeps them in /usr/lib/postgresql/<version>/bin, off
+# PATH, so they are looked for there too.
+have_postgres() {
+	command -v initdb >/dev/null 2>&1 || compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null
+}
+
 missing=()
 for cmd in "${!needed[@]}"; do
 	if ! command -v "$cmd" >/dev/null 2>&1; then
 		missing+=("${needed[$cmd]}")
 	fi
 done
+have_postgres || missing+=(postgresql)
 
 if ((${#missing[@]} > 0)); then
 	if [[ "$(id -u)" -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
@@ -41,7 +49,7 @@ if ((${#missing[@]} > 0)); then
 		apt-get install -y -q --no-install-recommends "${missing[@]}" </dev/null
 		[[ -n "$rc_guard" ]] && rm -f "$rc_guard"
 	else
-		echo "ensure-deps: missing ${missing[*]}; install it (Debian/Ubuntu: sudo apt-get install ${missing[*]}; macOS: brew install redis) and run again" >&2
+		echo "ensure-deps: missing ${missing[*]}; install it (Debian/Ubuntu: sudo apt-get install ${missing[*]}; macOS: brew install redis postgresql) and run again" >&2
 		exit 1
 	fi
 fi
@@ -52,6 +60,10 @@ for cmd in "${!needed[@]}"; do
 		exit 1
 	fi
 done
+if ! have_postgres; then
+	echo "ensure-deps: initdb is still not found after installing postgresql" >&2
+	exit 1
+fi
 # helm, for the chart tests in internal/deploycheck: built from its module
 # (go install puts it in GOPATH/bin, where the tests look too).
 if ! command -v helm >/dev/null 2>&1 && [[ ! -x "$(go env GOPATH)/bin/helm" ]]; then
