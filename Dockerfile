@@ -5,9 +5,9 @@
 #
 #   docker build -t gatehouse:dev --build-arg VERSION=v0.1.0 --build-arg COMMIT=$(git rev-parse HEAD) .
 #
-# internal/deploycheck/dockerfile_test.go parses this file, checks its rules
-# and runs the build stage's RUN commands outside Docker. Keep each RUN a
-# single simple command (no &&, pipes or redirections) so that it can.
+# deploycheck/dockerfile_test.go lints this file with BuildKit's checks (what
+# `docker build --check` runs) and checks that it agrees with go.mod (the Go
+# version), the Helm chart (USER, EXPOSE) and cmd/gatehouse (the -X names).
 
 ARG GO_VERSION=1.26
 

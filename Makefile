@@ -9,6 +9,10 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 COMMIT   ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS  := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 IMAGE    ?= ghcr.io/gatehouse-authz/gatehouse:$(VERSION)
+# The product's module (.), the benchmarks' (bench) and the deployment
+# checks' (deploycheck): each has its own go.mod, so that the product's lists
+# only what the product uses, and `./...` in one stops at the others.
+MODULES  := . bench deploycheck
 
 .PHONY: help run test deps vet fmt-check build image fuzz bench load chaos proto proto-check clean
 
@@ -18,14 +22,14 @@ help: ## list the targets
 run: ## run the server in development mode (random secret, demo users)
 	$(GO) run -ldflags "$(LDFLAGS)" ./cmd/gatehouse serve --dev
 
-test: deps ## the whole test suite with the race detector (needs redis-server)
-	$(GO) test -race -count=1 ./...
+test: deps ## the whole test suite with the race detector, every module (needs redis-server)
+	@set -e; for m in $(MODULES); do echo "== go test ($$m)"; (cd $$m && $(GO) test -race -count=1 ./...); done
 
 deps: ## install what the tests need (redis-server) when missing
 	scripts/ensure-deps.sh
 
-vet: ## go vet
-	$(GO) vet ./...
+vet: ## go vet, every module
+	@set -e; for m in $(MODULES); do echo "== go vet ($$m)"; (cd $$m && $(GO) vet ./...); done
 
 fmt-check: ## fail when a file is not gofmt-formatted
 	@out="$$(gofmt -l .)"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -35,8 +35,19 @@ type Options struct {
 	// UserIDFormat says how user_id claims are normalised before lookup.
 	UserIDFormat IDFormat
 	// CheckApplications turns on step 9: the token's client_id must be an
-	// active application in the directory.
+	// active application in the directory. Under Profile202608 the check is
+	// always on, as in Meet, and this field is not read.
 	CheckApplications bool
+	// Profile is the Meet release line to reproduce (zero: Profile202510).
+	Profile Profile
+	// Addons configures add-on tokens, the second token kind, tried after
+	// application tokens (Profile202608 only; an empty Secret turns them
+	// off). Its zero Issuer and Audience turn those checks off as JWT's do:
+	// Meet's defaults are DefaultAddonsIssuer and DefaultAddonsAudience.
+	Addons JWTConfig
+	// ScopesPrefix, when set, is removed with a ":" from the front of each
+	// scope of a token (Meet's OIDC_RS_SCOPES_PREFIX; Profile202608 only).
+	ScopesPrefix string
 	// TokenCacheSize bounds the verified-token cache (0: DefaultTokenCacheSize,
 	// negative: no cache).
 	TokenCacheSize int
@@ -64,12 +75,17 @@ type Recorder interface {
 
 // Authorizer decides requests. It is safe for concurrent use.
 type Authorizer struct {
-	verifier   *verifier
-	dir        userstore.Directory
-	policy     Policy
-	checkApps  bool
-	retryAfter int
-	now        func() time.Time
+	verifier *verifier
+	// kinds are the token kinds tried in order under Profile202608; kinds[0]
+	// is the application kind, whose verifier is verifier.
+	kinds        []tokenKind
+	profile      Profile
+	scopesPrefix string
+	dir          userstore.Directory
+	policy       Policy
+	checkApps    bool
+	retryAfter   int
+	now          func() time.Time
 	// tokens caches verified tokens by the SHA-256 of their full text (see
 	// tokenKey). A hit skips only the signature and JSON decoding: the time
 	// claims, the directory, the route and the scope are checked on every
@@ -88,12 +104,36 @@ func New(opts Options) (*Authorizer, error) {
 		return nil, errors.New("authz: a directory is required")
 	}
 	a := &Authorizer{
-		verifier:   v,
-		dir:        opts.Directory,
-		policy:     opts.Policy,
-		checkApps:  opts.CheckApplications,
-		retryAfter: 1,
-		now:        opts.Now,
+		verifier:     v,
+		kinds:        []tokenKind{{id: kindApplication, v: v}},
+		profile:      opts.Profile,
+		scopesPrefix: opts.ScopesPrefix,
+		dir:          opts.Directory,
+		policy:       opts.Policy,
+		checkApps:    opts.CheckApplications,
+		retryAfter:   1,
+		now:          opts.Now,
+	}
+	switch opts.Profile {
+	case Profile202510:
+		// Settings of a later Meet are refused rather than ignored: they
+		// would not do what their name says.
+		if len(opts.Addons.Secret) > 0 {
+			return nil, fmt.Errorf("authz: add-on tokens need the %s profile", ProfileName202608)
+		}
+		if opts.ScopesPrefix != "" {
+			return nil, fmt.Errorf("authz: a scopes prefix needs the %s profile", ProfileName202608)
+		}
+	case Profile202608:
+		if len(opts.Addons.Secret) > 0 {
+			av, err := newVerifier(opts.Addons, opts.UserIDFormat)
+			if err != nil {
+				return nil, fmt.Errorf("authz: add-on tokens: %w", err)
+			}
+			a.kinds = append(a.kinds, tokenKind{id: kindAddon, v: av})
+		}
+	default:
+		return nil, fmt.Errorf("authz: unknown Meet profile %d", opts.Profile)
 	}
 	if a.policy == nil {
 		a.policy = AuthenticateAll{}
@@ -130,6 +170,9 @@ func (a *Authorizer) Decide(ctx context.Context, req *Request) Decision {
 	token, deny := bearerToken(req.Authorization)
 	if deny != nil {
 		return *deny
+	}
+	if a.profile == Profile202608 {
+		return a.decideKinds(ctx, req, rule, token)
 	}
 	c, deny := a.claims(token)
 	if deny != nil {
@@ -181,16 +224,21 @@ func (a *Authorizer) claims(token string) (*claims, *Decision) {
 		return nil, deny
 	}
 	if cacheable {
-		expires := now.Add(maxTokenCacheTTL)
-		if c.exp.set() {
-			// Drop the entry once the token can no longer be valid.
-			if at := time.Unix(int64(c.exp), 0).Add(a.verifier.cfg.Leeway); at.Before(expires) {
-				expires = at
-			}
-		}
-		a.tokens.Set(key, c, now, expires)
+		a.cacheClaims(key, c, a.verifier, now)
 	}
 	return c, nil
+}
+
+// cacheClaims caches the claims c that v verified at now, until the token
+// can no longer be valid (at most maxTokenCacheTTL).
+func (a *Authorizer) cacheClaims(key [sha256.Size]byte, c *claims, v *verifier, now time.Time) {
+	expires := now.Add(maxTokenCacheTTL)
+	if c.exp.set() {
+		if at := time.Unix(int64(c.exp), 0).Add(v.cfg.Leeway); at.Before(expires) {
+			expires = at
+		}
+	}
+	a.tokens.Set(key, c, now, expires)
 }
 
 // tokenKey is the verified-token cache key of token: its SHA-256.
@@ -210,7 +258,7 @@ func tokenKey(token string) [sha256.Size]byte {
 	return sha256.Sum256(unsafe.Slice(unsafe.StringData(token), len(token)))
 }
 
-// Deny decisions of the directory steps (DESIGN §2 steps 9–11).
+// Deny decisions of the directory steps (docs/design.md steps 9–11).
 var (
 	denyAppNotFound  = unauthorized(ReasonApplicationNotFound, ChallengeInvalidToken, "Application not found.")
 	denyAppDisabled  = unauthorized(ReasonApplicationDisabled, ChallengeInvalidToken, "Application is disabled.")
@@ -246,7 +294,7 @@ func (a *Authorizer) lookup(ctx context.Context, kind userstore.Kind, key string
 	}
 }
 
-// permission applies the route's rule to an authenticated caller (DESIGN §2
+// permission applies the route's rule to an authenticated caller (docs/design.md
 // steps 12–14).
 func permission(rule Rule, c *claims) (Decision, bool) {
 	switch {

@@ -64,7 +64,7 @@ func check(t *testing.T, got Decision, w want) {
 	}
 }
 
-// TestCredentials covers DESIGN §2 steps 1–3: the Authorization header.
+// TestCredentials covers docs/design.md steps 1–3: the Authorization header.
 func TestCredentials(t *testing.T) {
 	f := newFixture(t, nil)
 	good := sign(t, meetClaims())
@@ -96,7 +96,7 @@ func TestCredentials(t *testing.T) {
 	}
 }
 
-// TestJWT covers DESIGN §2.1 with PyJWT's semantics, steps 4 and 5.
+// TestJWT covers docs/design.md#token-verification (PyJWT's semantics), steps 4 and 5.
 func TestJWT(t *testing.T) {
 	now := testNow.Unix() // testNow is now+0.5s
 	base := meetClaims()
@@ -234,7 +234,7 @@ func TestJWT(t *testing.T) {
 	}
 }
 
-// TestMeetClaims covers steps 6–8 and §2.2's narrowing of Python truthiness.
+// TestMeetClaims covers steps 6–8 and the narrowing of Python truthiness (docs/design.md#meet-claims).
 func TestMeetClaims(t *testing.T) {
 	base := meetClaims()
 	for _, tc := range []struct {
@@ -322,7 +322,7 @@ func TestDenyCarriesKnownIdentity(t *testing.T) {
 	}
 }
 
-// TestUserIDNormalisation covers §2.2: UUID spellings are normalised before
+// TestUserIDNormalisation covers docs/design.md#meet-claims: UUID spellings are normalised before
 // lookup; a non-UUID is an unknown user and never reaches the directory.
 func TestUserIDNormalisation(t *testing.T) {
 	upper := strings.ToUpper(activeUser)

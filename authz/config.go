@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-// JWTConfig configures token verification (DESIGN §2.1).
+// JWTConfig configures token verification (docs/design.md#token-verification).
 type JWTConfig struct {
 	// Secret is the HMAC key. It is never logged or put in errors.
 	Secret []byte
@@ -58,3 +58,57 @@ func (f IDFormat) String() string {
 	}
 	return "uuid"
 }
+
+// Profile says which release line of Meet's external API gatehouse stands in
+// front of (docs/design.md#profiles). It is a plain value of Options: two
+// Authorizers with different profiles can live in one process.
+type Profile uint8
+
+const (
+	// Profile202510 is Meet as it stood when delegation tokens were
+	// introduced (October 2025): application tokens only, their claims
+	// checked in the order user_id, client_id, delegated, then the optional
+	// application lookup; scopes compared as written; a method the rooms
+	// routes do not map is an unknown action (403). It is the zero value
+	// and the default, so that no deployment changes without asking.
+	Profile202510 Profile = iota
+	// Profile202608 is Meet's release line of August 2026: token kinds tried
+	// in order (application tokens, then add-on tokens); the application
+	// checks always on and first (client_id, application, delegated, then
+	// user_id); scopes lower-cased, de-duplicated and stripped of an optional
+	// prefix; a method the rooms routes do not route answered 405.
+	Profile202608
+)
+
+// Profile names, as GATEHOUSE_MEET_PROFILE spells them.
+const (
+	ProfileName202510 = "2025.10"
+	ProfileName202608 = "2026.08"
+)
+
+// ParseProfile parses a profile name; "" is the default, 2025.10.
+func ParseProfile(s string) (Profile, error) {
+	switch s {
+	case ProfileName202510, "":
+		return Profile202510, nil
+	case ProfileName202608:
+		return Profile202608, nil
+	default:
+		return 0, fmt.Errorf("unknown Meet profile %q (want %s or %s)", s, ProfileName202510, ProfileName202608)
+	}
+}
+
+// String returns the profile's name ("2025.10" or "2026.08").
+func (p Profile) String() string {
+	if p == Profile202608 {
+		return ProfileName202608
+	}
+	return ProfileName202510
+}
+
+// Meet's defaults for add-on tokens (its ADDONS_TOKEN_* settings).
+const (
+	DefaultAddonsAlgorithm = DefaultAlgorithm
+	DefaultAddonsIssuer    = DefaultIssuer
+	DefaultAddonsAudience  = "addons"
+)

@@ -2,7 +2,7 @@ package authz
 
 import "unicode/utf8"
 
-// Deny decisions of the credential steps (DESIGN §2 steps 1–3), built once.
+// Deny decisions of the credential steps (docs/design.md steps 1–3), built once.
 var (
 	denyMissingCredentials = unauthorized(ReasonMissingCredentials, ChallengeNone, "Authentication credentials were not provided.")
 	denyInvalidHeader      = unauthorized(ReasonInvalidHeader, ChallengeInvalidRequest, "Invalid token header.")
@@ -55,18 +55,5 @@ func isASCIISpace(c byte) bool {
 // isBearer reports whether w equals "bearer" ignoring ASCII case only (a
 // Unicode case fold would accept look-alikes that Meet refuses).
 func isBearer(w string) bool {
-	const want = "bearer"
-	if len(w) != len(want) {
-		return false
-	}
-	for i := 0; i < len(want); i++ {
-		c := w[i]
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if c != want[i] {
-			return false
-		}
-	}
-	return true
+	return EqualFoldASCII(w, "bearer")
 }

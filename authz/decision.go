@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 )
 
 // Result is the outcome class of a decision.
@@ -57,6 +56,7 @@ const (
 	ReasonMissingScope        Reason = "missing_scope"
 	ReasonUnknownAction       Reason = "unknown_action"
 	ReasonRouteDenied         Reason = "route_denied"
+	ReasonMethodNotAllowed    Reason = "method_not_allowed" // 405, 2026.08 profile only
 	ReasonDirectoryError      Reason = "directory_unavailable"
 	ReasonBadRequest          Reason = "bad_request"
 	ReasonInternalError       Reason = "internal_error"
@@ -70,8 +70,8 @@ func Reasons() []Reason {
 		ReasonInvalidEncoding, ReasonTokenExpired, ReasonInvalidToken, ReasonInvalidClaims,
 		ReasonInvalidTokenType, ReasonApplicationNotFound, ReasonApplicationDisabled,
 		ReasonUserNotFound, ReasonUserDisabled, ReasonNoScope, ReasonMissingScope,
-		ReasonUnknownAction, ReasonRouteDenied, ReasonDirectoryError, ReasonBadRequest,
-		ReasonInternalError,
+		ReasonUnknownAction, ReasonRouteDenied, ReasonMethodNotAllowed, ReasonDirectoryError,
+		ReasonBadRequest, ReasonInternalError,
 	}
 }
 
@@ -103,8 +103,9 @@ const DecisionIDHeader = "x-gatehouse-decision-id"
 type Decision struct {
 	Result Result
 	Reason Reason
-	// Status is the HTTP status for the client: 200 on allow, 401/403 on deny,
-	// 503 when unavailable.
+	// Status is the HTTP status for the client: 200 on allow, 401/403 on deny
+	// (405 for a method the route does not serve, 2026.08 profile only), 503
+	// when unavailable.
 	Status int
 	// Message is the exact detail text of a deny (Meet's wording).
 	Message string
@@ -117,6 +118,8 @@ type Decision struct {
 	Identity Identity
 	// RetryAfterSeconds is sent as Retry-After on Unavailable.
 	RetryAfterSeconds int
+	// Allow is the Allow header of a 405: the methods the route serves.
+	Allow string
 	// DecisionID identifies this decision in logs, traces and responses, so
 	// that support can find a denial a client reports. The decision core
 	// leaves it empty; the telemetry wrapper (internal/telemetry) sets it.
@@ -224,20 +227,3 @@ func InternalError() Decision {
 // send it for an allow whose identity they cannot put in headers, which the
 // core never produces (see HeaderSafe).
 func InvalidClaims() Decision { return denyInvalidClaims }
-
-// HeaderSafe reports whether s can be sent as an HTTP header value: valid
-// UTF-8 (proto3 strings must be) and no control character but horizontal
-// tab, so no CR, LF or NUL can split a header line upstream.
-func HeaderSafe(s string) bool {
-	if !utf8.ValidString(s) {
-		return false
-	}
-	// Bytes of multi-byte UTF-8 sequences are all >= 0x80, so a byte scan
-	// finds every ASCII control character.
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; (c < 0x20 && c != '\t') || c == 0x7f {
-			return false
-		}
-	}
-	return true
-}

@@ -10,7 +10,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
-	"github.com/gatehouse-authz/gatehouse/internal/testclock"
+	"github.com/gatehouse-authz/gatehouse/internal/testkit"
 	"github.com/gatehouse-authz/gatehouse/userstore"
 )
 
@@ -121,12 +121,12 @@ func signWith(t testing.TB, m jwt.SigningMethod, key any, mc jwt.MapClaims) stri
 type fixture struct {
 	a     *Authorizer
 	dir   *fakeDir
-	clock *testclock.Clock
+	clock *testkit.Clock
 }
 
 func newFixture(t testing.TB, mutate func(*Options)) *fixture {
 	t.Helper()
-	f := &fixture{dir: newFakeDir(), clock: testclock.New(testNow)}
+	f := &fixture{dir: newFakeDir(), clock: testkit.NewClock(testNow)}
 	opts := Options{JWT: testConfig(), Directory: f.dir, Now: f.clock.Now}
 	if mutate != nil {
 		mutate(&opts)

@@ -44,7 +44,7 @@ func (r Refusal) decision() Decision {
 //
 // It allocates only when the path holds a percent-escape.
 func RouteTarget(req *Request) (path string, refuse Refusal) {
-	if !validMethod(req.Method) {
+	if !IsToken(req.Method) {
 		return "", RefuseMethod
 	}
 	path, ok := RoutePath(req.Path)
@@ -54,42 +54,14 @@ func RouteTarget(req *Request) (path string, refuse Refusal) {
 	return path, RefuseNone
 }
 
-// validMethod reports whether m is an RFC 9110 method: a non-empty token.
-func validMethod(m string) bool {
-	if m == "" {
-		return false
+// plainPathByte marks the ASCII bytes a path may hold that need no further
+// look ("/", "%", "#", "\", control characters and non-ASCII bytes do), so
+// that the per-request scan costs a load and a test per byte. It is computed
+// once and never written after.
+var plainPathByte = func() (t [256]bool) {
+	for c := 0x20; c < 0x7f; c++ {
+		t[c] = c != '/' && c != '%' && c != '#' && c != '\\'
 	}
-	for i := 0; i < len(m); i++ {
-		if byteClass[m[i]]&classToken == 0 {
-			return false
-		}
-	}
-	return true
-}
-
-// Byte classes, looked up in byteClass so that the per-request scans cost a
-// load and a test per byte.
-const (
-	// classToken: may appear in an RFC 9110 token (a method).
-	classToken uint8 = 1 << iota
-	// classPlain: an ASCII byte a path may hold that needs no further look
-	// ("/", "%", "#", "\", control characters and non-ASCII bytes do).
-	classPlain
-)
-
-// byteClass is computed once and never written after.
-var byteClass = func() (t [256]uint8) {
-	for c := 0; c < 256; c++ {
-		b := byte(c)
-		if 'a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9' ||
-			strings.IndexByte("!#$%&'*+-.^_`|~", b) >= 0 {
-			t[c] |= classToken
-		}
-		if b > 0x20 && b < 0x7f && b != '/' && b != '%' && b != '#' && b != '\\' {
-			t[c] |= classPlain
-		}
-	}
-	t[' '] |= classPlain
 	return t
 }()
 
@@ -155,7 +127,7 @@ func scanPath(p string, decoded bool) (escaped, ascii, ok bool) {
 	seg := 1 // start of the current segment
 	for i := 1; i < len(p); i++ {
 		c := p[i]
-		if byteClass[c]&classPlain != 0 {
+		if plainPathByte[c] {
 			continue
 		}
 		switch {

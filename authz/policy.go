@@ -36,3 +36,18 @@ type AuthenticateAll struct{}
 
 // Match implements Policy.
 func (AuthenticateAll) Match(*Request) Rule { return Rule{} }
+
+// MethodPolicy is implemented by Policies that know which methods the
+// backend routes on a path. Under the 2026.08 profile, when Match says
+// UnknownAction, the Authorizer asks Allow: a route Meet's router serves,
+// but not with this method, is answered 405 Method Not Allowed with an Allow
+// header (after authentication), as Django REST framework does. Under
+// 2025.10 it is not asked: such a method is an unknown action (403).
+type MethodPolicy interface {
+	Policy
+	// Allow returns the Allow header value of req's route (the methods it
+	// serves, e.g. "GET, POST, HEAD, OPTIONS") when the route does not
+	// serve req's method, and "" otherwise: when it does (OPTIONS, which
+	// DRF always serves), or when no route the backend routes matches.
+	Allow(req *Request) string
+}

@@ -13,7 +13,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 )
 
-// Deny decisions of the verification and claim steps (DESIGN §2 steps 4–8).
+// Deny decisions of the verification and claim steps (docs/design.md steps 4–8).
 var (
 	denyTokenExpired     = unauthorized(ReasonTokenExpired, ChallengeInvalidToken, "Token expired.")
 	denyInvalidToken     = unauthorized(ReasonInvalidToken, ChallengeInvalidToken, "Invalid token.")
@@ -45,16 +45,79 @@ type claims struct {
 
 	iat, nbf, exp numericDate
 	userIDOK      bool
-	// scopeSet is the scope claim's Python truth value: false means the
-	// token has no scope at all, true that scope lists what it grants.
+	// scopeSet is whether Meet sees a scope at all: false means the token
+	// has no scope (2025.10: the claim's Python truth value; 2026.08: the
+	// normalised list is empty), true that scope lists what it grants.
 	scopeSet bool
+	// kind is the token kind that decoded the token (2026.08; always the
+	// application kind under 2025.10), and flags what its claims hold.
+	kind  kindID
+	flags claimFlags
 }
 
-// verifier checks tokens with PyJWT's semantics, as Meet runs them
-// (DESIGN §2.1).
+// hmacKey is one verification key of a token kind: an HMAC secret and the
+// one algorithm it is used with. It is a type of its own so that a kind can
+// hold several keys, chosen by the token's kid, without touching the checks.
+type hmacKey struct {
+	secret []byte
+	method *jwt.SigningMethodHMAC
+}
+
+func newHMACKey(secret []byte, alg string) (hmacKey, error) {
+	method, err := signingMethod(alg)
+	if err != nil {
+		return hmacKey{}, err
+	}
+	if len(secret) == 0 {
+		return hmacKey{}, errors.New("JWT secret is empty")
+	}
+	return hmacKey{secret: secret, method: method}, nil
+}
+
+// alg is the "alg" header value tokens signed with the key carry.
+func (k *hmacKey) alg() string { return k.method.Alg() }
+
+// verify reports whether sig is the key's signature of signingInput.
+func (k *hmacKey) verify(signingInput string, sig []byte) bool {
+	return k.method.Verify(signingInput, sig, k.secret) == nil
+}
+
+// failure says why a token kind refused a token. Under 2025.10 every
+// failure but expiry is "Invalid token."; under 2026.08 it also says whether
+// the next kind gets the token: Meet's BaseJWTAuthentication.decode_jwt
+// stops on an expired token and on a wrong iss or aud, and passes every other
+// PyJWT error on as "cannot decode" (docs/design.md#token-kinds).
+type failure uint8
+
+const (
+	failNone failure = iota
+	// failDecode: the kind cannot decode the token (signature, algorithm,
+	// malformed segments or JSON, a claim of the wrong type, a claim PyJWT
+	// requires missing); the next kind may.
+	failDecode
+	// failImmature: iat or nbf in the future. Also "cannot decode", but the
+	// answer changes with the clock, which the token cache must know.
+	failImmature
+	// failExpired: "Token expired.", whatever the next kinds would say.
+	failExpired
+	// failClaim: a wrong iss or aud: "Invalid token.", likewise final.
+	failClaim
+)
+
+// deny is the 2025.10 answer of a failure: expiry is "Token expired.",
+// everything else "Invalid token.".
+func (f failure) deny() *Decision {
+	if f == failExpired {
+		return &denyTokenExpired
+	}
+	return &denyInvalidToken
+}
+
+// verifier checks one kind of token with PyJWT's semantics, as Meet runs
+// them (docs/design.md#token-verification).
 type verifier struct {
 	cfg    JWTConfig
-	method *jwt.SigningMethodHMAC
+	key    hmacKey
 	parser *jwt.Parser
 	idFmt  IDFormat
 }
@@ -63,19 +126,16 @@ func newVerifier(cfg JWTConfig, idFmt IDFormat) (*verifier, error) {
 	if cfg.Algorithm == "" {
 		cfg.Algorithm = DefaultAlgorithm
 	}
-	method, err := signingMethod(cfg.Algorithm)
+	key, err := newHMACKey(cfg.Secret, cfg.Algorithm)
 	if err != nil {
 		return nil, err
-	}
-	if len(cfg.Secret) == 0 {
-		return nil, errors.New("JWT secret is empty")
 	}
 	if cfg.Leeway < 0 {
 		return nil, errors.New("JWT leeway is negative")
 	}
 	return &verifier{
-		cfg:    cfg,
-		method: method,
+		cfg: cfg,
+		key: key,
 		// The parser only decodes base64url segments (JSON is read by
 		// decodeJSONObject, as PyJWT reads it). Padding is allowed because
 		// PyJWT accepts padded segments.
@@ -84,54 +144,70 @@ func newVerifier(cfg JWTConfig, idFmt IDFormat) (*verifier, error) {
 	}, nil
 }
 
-// verify checks token's signature and claims at time now and returns its
+// verify checks an application token as Meet 2025.10 does: its signature
+// and registered claims at time now, then Meet's claims. It returns the
 // claims, or the deny decision of the first failing check.
+func (v *verifier) verify(token string, now time.Time) (*claims, *Decision) {
+	c, mc, f := v.decode(token, now)
+	if f != failNone {
+		return nil, f.deny()
+	}
+	return v.meetClaims(c, mc)
+}
+
+// decode is PyJWT's decode for this kind: signature, header, payload and
+// registered claims at time now. It returns the claims read so far (the
+// time claims) and the payload, or why the token is refused.
 //
 // The signature is checked first, on the raw segments, so a forged or garbage
 // token costs one HMAC at most and no JSON decoding. The outcome equals
 // PyJWT's order (header, algorithm, signature, claims): every failure before
-// the time claims is the same "Invalid token." answer.
-func (v *verifier) verify(token string, now time.Time) (*claims, *Decision) {
+// the time claims is the same failDecode.
+func (v *verifier) decode(token string, now time.Time) (*claims, map[string]any, failure) {
 	dot2 := strings.LastIndexByte(token, '.')
 	if dot2 <= 0 {
-		return nil, &denyInvalidToken
+		return nil, nil, failDecode
 	}
 	signingInput, sigSeg := token[:dot2], token[dot2+1:]
 	dot1 := strings.IndexByte(signingInput, '.')
 	if dot1 <= 0 {
-		return nil, &denyInvalidToken
+		return nil, nil, failDecode
 	}
 	headerSeg, payloadSeg := signingInput[:dot1], signingInput[dot1+1:]
 	if strings.IndexByte(payloadSeg, '.') >= 0 {
-		return nil, &denyInvalidToken // not three segments
+		return nil, nil, failDecode // not three segments
 	}
 	sig, err := v.parser.DecodeSegment(sigSeg)
 	if err != nil {
-		return nil, &denyInvalidToken
+		return nil, nil, failDecode
 	}
-	if err := v.method.Verify(signingInput, sig, v.cfg.Secret); err != nil {
-		return nil, &denyInvalidToken
+	if !v.key.verify(signingInput, sig) {
+		return nil, nil, failDecode
 	}
 	// The signature is good: the token was made by a holder of the secret.
 	// Decode header and payload as PyJWT's json.loads does (decodeJSONObject),
 	// and refuse a header PyJWT refuses (headerOK).
 	hb, err := v.parser.DecodeSegment(headerSeg)
 	if err != nil {
-		return nil, &denyInvalidToken
+		return nil, nil, failDecode
 	}
 	header, ok := decodeJSONObject(hb)
 	if !ok || !v.headerOK(header) {
-		return nil, &denyInvalidToken
+		return nil, nil, failDecode
 	}
 	pb, err := v.parser.DecodeSegment(payloadSeg)
 	if err != nil {
-		return nil, &denyInvalidToken
+		return nil, nil, failDecode
 	}
 	mc, ok := decodeJSONObject(pb)
 	if !ok {
-		return nil, &denyInvalidToken
+		return nil, nil, failDecode
 	}
-	return v.validate(mc, now)
+	c, f := v.registered(mc, now)
+	if f != failNone {
+		return nil, nil, f
+	}
+	return c, mc, failNone
 }
 
 // headerOK applies PyJWT's header rules (those of 2.12, which added crit):
@@ -144,7 +220,7 @@ func (v *verifier) verify(token string, now time.Time) (*claims, *Decision) {
 //   - b64 is not JSON false: that means a detached, unencoded payload, which
 //     PyJWT refuses unless the caller passes one, and Meet never does.
 func (v *verifier) headerOK(h map[string]any) bool {
-	if alg, _ := h["alg"].(string); alg != v.cfg.Algorithm {
+	if alg, _ := h["alg"].(string); alg != v.key.alg() {
 		return false
 	}
 	if kid, present := h["kid"]; present {
@@ -172,46 +248,58 @@ func (v *verifier) headerOK(h map[string]any) bool {
 	return true
 }
 
-// validate applies the registered-claim rules in PyJWT's order (required
-// claims, iat, nbf, exp, iss, aud, sub, jti), then Meet's own claim checks
-// (user_id, client_id, delegated).
-func (v *verifier) validate(mc map[string]any, now time.Time) (*claims, *Decision) {
+// registered applies the registered-claim rules in PyJWT's order (required
+// claims, iat, nbf, exp, iss, aud, sub, jti) and returns the time claims.
+// A claim PyJWT requires but the token lacks (exp when required, iss or aud
+// when configured) and a claim of the wrong type are failDecode; a wrong iss
+// or aud is failClaim (PyJWT's InvalidIssuerError, InvalidAudienceError).
+func (v *verifier) registered(mc map[string]any, now time.Time) (*claims, failure) {
 	c := &claims{}
 	var ok bool
 	if c.iat, ok = numericClaim(mc, "iat"); !ok {
-		return nil, &denyInvalidToken
+		return nil, failDecode
 	}
 	if c.nbf, ok = numericClaim(mc, "nbf"); !ok {
-		return nil, &denyInvalidToken
+		return nil, failDecode
 	}
 	if c.exp, ok = numericClaim(mc, "exp"); !ok {
-		return nil, &denyInvalidToken
+		return nil, failDecode
 	}
 	if v.cfg.RequireExp && !c.exp.set() {
-		return nil, &denyInvalidToken
+		return nil, failDecode
 	}
-	if d := v.checkTimes(c, now); d != nil {
-		return nil, d
+	if f := v.timeFailure(c, now); f != failNone {
+		return nil, f
 	}
 	if v.cfg.Issuer != "" {
-		if iss, isStr := mc["iss"].(string); !isStr || iss != v.cfg.Issuer {
-			return nil, &denyInvalidToken
+		iss, present := mc["iss"]
+		if !present {
+			return nil, failDecode
+		}
+		if s, isStr := iss.(string); !isStr || s != v.cfg.Issuer {
+			return nil, failClaim
 		}
 	}
-	if !v.audienceOK(mc) {
-		return nil, &denyInvalidToken
+	if f := v.audienceFailure(mc); f != failNone {
+		return nil, f
 	}
 	for _, name := range [...]string{"sub", "jti"} {
 		if val, present := mc[name]; present {
 			if _, isStr := val.(string); !isStr {
-				return nil, &denyInvalidToken
+				return nil, failDecode
 			}
 		}
 	}
+	return c, failNone
+}
 
+// meetClaims applies Meet's own claim checks of 2025.10
+// (ApplicationJWTAuthentication: user_id, client_id, delegated) to a decoded
+// application token and reads its scope.
+func (v *verifier) meetClaims(c *claims, mc map[string]any) (*claims, *Decision) {
 	// Meet's claim checks (ApplicationJWTAuthentication), in the order of
 	// the decision table. Python's truthiness is narrowed on purpose: ids must
-	// be non-empty strings and delegated must be JSON true (DESIGN §2.2).
+	// be non-empty strings and delegated must be JSON true (docs/design.md#meet-claims).
 	// Ids travel upstream as header values: one that cannot (a control
 	// character, invalid UTF-8, a lone surrogate, see decodeJSONObject) is
 	// refused here rather than forwarded split, dropped or mangled.
@@ -226,15 +314,7 @@ func (v *verifier) validate(mc map[string]any, now time.Time) (*claims, *Decisio
 	if delegated, _ := mc["delegated"].(bool); !delegated {
 		return nil, &denyInvalidTokenType
 	}
-	switch v.idFmt {
-	case IDFormatOpaque:
-		c.userID, c.userIDOK = rawUserID, true
-	default:
-		c.userID, c.userIDOK = NormalizeUUID(rawUserID)
-		if !c.userIDOK {
-			c.userID = rawUserID
-		}
-	}
+	c.userID, c.userIDOK = v.normalizeUserID(rawUserID)
 	// Meet refuses a falsy scope claim (absent, null, "", [], false, 0)
 	// with "Insufficient permissions." and checks membership otherwise, so a
 	// truthy claim that grants no word is "Required scope: S".
@@ -253,55 +333,83 @@ func (v *verifier) validate(mc map[string]any, now time.Time) (*claims, *Decisio
 	return c, nil
 }
 
-// checkTimes re-checks the time claims against now. It runs on every use of
-// a token, cached or not, so a cached token expires exactly when PyJWT would
-// say so: expired when floor(exp) <= now - leeway, not yet valid when
-// floor(iat) or floor(nbf) > now + leeway.
+// normalizeUserID returns the directory key of a user_id claim and whether
+// it is an id of the directory's format; when it is not, the claim itself
+// (for logs: no such user can exist).
+func (v *verifier) normalizeUserID(raw string) (string, bool) {
+	if v.idFmt == IDFormatOpaque {
+		return raw, true
+	}
+	if id, ok := NormalizeUUID(raw); ok {
+		return id, true
+	}
+	return raw, false
+}
+
+// checkTimes re-checks the time claims against now, with 2025.10's
+// answers. It runs on every use of a token, cached or not, so a cached token
+// expires exactly when PyJWT would say so.
 func (v *verifier) checkTimes(c *claims, now time.Time) *Decision {
-	t := float64(now.UnixNano()) / 1e9
-	leeway := v.cfg.Leeway.Seconds()
-	if c.iat.set() && float64(c.iat) > t+leeway {
-		return &denyInvalidToken
-	}
-	if c.nbf.set() && float64(c.nbf) > t+leeway {
-		return &denyInvalidToken
-	}
-	if c.exp.set() && float64(c.exp) <= t-leeway {
-		return &denyTokenExpired
+	if f := v.timeFailure(c, now); f != failNone {
+		return f.deny()
 	}
 	return nil
 }
 
-// audienceOK applies PyJWT's aud rules. With no audience configured, a token
-// with any truthy aud is refused; with one, aud is required and must be that
-// string or a list of strings containing it.
-func (v *verifier) audienceOK(mc map[string]any) bool {
+// timeFailure checks the time claims against now: expired when floor(exp)
+// <= now - leeway, not yet valid when floor(iat) or floor(nbf) > now + leeway.
+func (v *verifier) timeFailure(c *claims, now time.Time) failure {
+	t := float64(now.UnixNano()) / 1e9
+	leeway := v.cfg.Leeway.Seconds()
+	if c.iat.set() && float64(c.iat) > t+leeway {
+		return failImmature
+	}
+	if c.nbf.set() && float64(c.nbf) > t+leeway {
+		return failImmature
+	}
+	if c.exp.set() && float64(c.exp) <= t-leeway {
+		return failExpired
+	}
+	return failNone
+}
+
+// audienceFailure applies PyJWT's aud rules. With no audience configured, a
+// token with any truthy aud is refused (failClaim); with one, aud is
+// required (a falsy one is missing: failDecode) and must be that string or a
+// list of strings containing it (failClaim otherwise).
+func (v *verifier) audienceFailure(mc map[string]any) failure {
 	aud, present := mc["aud"]
 	truthy := present && pyTruthy(aud)
 	if v.cfg.Audience == "" {
-		return !truthy
+		if truthy {
+			return failClaim
+		}
+		return failNone
 	}
 	if !truthy {
-		return false
+		return failDecode // PyJWT: MissingRequiredClaimError("aud")
 	}
 	switch a := aud.(type) {
 	case string:
-		return a == v.cfg.Audience
+		if a == v.cfg.Audience {
+			return failNone
+		}
 	case []any:
 		found := false
 		for _, e := range a {
 			s, isStr := e.(string)
 			if !isStr {
-				return false // PyJWT: "Invalid claim format in token"
+				return failClaim // PyJWT: "Invalid claim format in token"
 			}
 			if s == v.cfg.Audience {
 				found = true
 			}
 		}
-		return found
-	default:
-		return false
+		if found {
+			return failNone
+		}
 	}
+	return failClaim
 }
 
 // pyTruthy is Python's truth value of a decoded JSON value.

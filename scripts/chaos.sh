@@ -18,7 +18,8 @@ scripts/ensure-deps.sh >/dev/null
 mkdir -p bin
 # The same build as scripts/load.sh, so that the two share the build cache.
 CGO_ENABLED=0 "$GO" build -trimpath -ldflags "-s -w" -o bin/gatehouse ./cmd/gatehouse
-"$GO" build -trimpath -o bin/bench-chaos ./bench/chaos
+# bench/ is its own module, built against this repository's gatehouse.
+(cd bench && "$GO" build -trimpath -o ../bin/bench-chaos ./chaos)
 
 driver=""
 cleanup() {

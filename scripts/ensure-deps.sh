@@ -18,7 +18,7 @@ declare -A needed=(
 	[make]=make
 )
 
-# PostgreSQL, for the directory origin's tests (internal/pgtest runs initdb
+# PostgreSQL, for the directory origin's tests (internal/testkit/pgtest runs initdb
 # and postgres): Debian keeps them in /usr/lib/postgresql/<version>/bin, off
 # PATH, so they are looked for there too.
 have_postgres() {
@@ -64,7 +64,7 @@ if ! have_postgres; then
 	echo "ensure-deps: initdb is still not found after installing postgresql" >&2
 	exit 1
 fi
-# helm, for the chart tests in internal/deploycheck: built from its module
+# helm, for the chart tests in deploycheck/: built from its module
 # (go install puts it in GOPATH/bin, where the tests look too).
 if ! command -v helm >/dev/null 2>&1 && [[ ! -x "$(go env GOPATH)/bin/helm" ]]; then
 	echo "ensure-deps: installing helm v3.22.0 with go install (a few minutes)" >&2

@@ -12,7 +12,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/gatehouse-authz/gatehouse/authz"
-	"github.com/gatehouse-authz/gatehouse/internal/config"
 	"github.com/gatehouse-authz/gatehouse/internal/logbudget"
 	"github.com/gatehouse-authz/gatehouse/internal/telemetry"
 	"github.com/gatehouse-authz/gatehouse/userstore"
@@ -46,6 +45,9 @@ type directory struct {
 	// describe names the directory for logs, without secrets.
 	describe string
 
+	// origin is the directory of record behind the caches (nil: none).
+	origin *origin
+
 	// Redis only.
 	client     redis.UniversalClient
 	mode       redisstore.Mode
@@ -70,7 +72,7 @@ type directory struct {
 
 // newDirectory builds the directory cfg describes, or wraps the one opts
 // supplies.
-func newDirectory(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Options) (*directory, error) {
+func newDirectory(ctx context.Context, cfg Config, logger *slog.Logger, opts Options) (*directory, error) {
 	switch {
 	case opts.Directory != nil:
 		name := opts.DirectoryName
@@ -79,15 +81,10 @@ func newDirectory(ctx context.Context, cfg config.Config, logger *slog.Logger, o
 		}
 		return &directory{Directory: opts.Directory, describe: name}, nil
 	case cfg.UsersFile != "":
-		m, err := userstore.LoadFile(cfg.UsersFile, userstore.MemoryOptions{NormalizeUserID: userIDNormalizer(cfg)})
-		if err != nil {
-			return nil, err
-		}
-		return &directory{
-			Directory: m,
-			describe:  fmt.Sprintf("users file %s (%d users)", cfg.UsersFile, m.Len(userstore.User)),
-		}, nil
-	case cfg.UsesRedis():
+		return newUsersFileDirectory(cfg, opts.reloads)
+	case cfg.DirectoryOrigin != "":
+		return newOriginDirectory(ctx, cfg, logger, opts.metrics)
+	case cfg.Redis != nil:
 		return newRedisDirectory(ctx, cfg, logger, opts.metrics)
 	default:
 		return nil, errors.New("no user directory configured")
@@ -96,8 +93,8 @@ func newDirectory(ctx context.Context, cfg config.Config, logger *slog.Logger, o
 
 // userIDNormalizer returns the function that gives user ids the form the
 // decision core looks them up in, or nil when ids are opaque.
-func userIDNormalizer(cfg config.Config) func(string) (string, bool) {
-	if cfg.IDFormat() == authz.IDFormatUUID {
+func userIDNormalizer(cfg Config) func(string) (string, bool) {
+	if cfg.UserIDFormat == authz.IDFormatUUID {
 		return authz.NormalizeUUID
 	}
 	return nil
@@ -107,10 +104,10 @@ func userIDNormalizer(cfg config.Config) func(string) (string, bool) {
 // logged, not refused, and lookups fail closed until it answers.
 // metrics (nil: none) counts and times the Redis lookups and the cache's
 // outcomes.
-func newRedisDirectory(ctx context.Context, cfg config.Config, logger *slog.Logger, metrics *telemetry.Metrics) (*directory, error) {
-	client, mode, err := NewRedisClient(cfg)
+func newRedisDirectory(ctx context.Context, cfg Config, logger *slog.Logger, metrics *telemetry.Metrics) (*directory, error) {
+	client, mode, err := redisstore.NewUniversalClient(*cfg.Redis)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("Redis: %w", err)
 	}
 	store := redisstore.New(client, redisstore.Options{Prefix: cfg.RedisPrefix, Timeout: cfg.RedisTimeout})
 	// The circuits sit between the cache and Redis: while one is open,
@@ -144,7 +141,7 @@ func newRedisDirectory(ctx context.Context, cfg config.Config, logger *slog.Logg
 	})
 	d := &directory{
 		Directory:  cache,
-		describe:   "redis " + string(mode) + " " + cfg.DescribeRedis(),
+		describe:   "redis " + string(mode) + " " + cfg.Redis.Describe(),
 		client:     client,
 		mode:       mode,
 		cache:      cache,
@@ -156,10 +153,7 @@ func newRedisDirectory(ctx context.Context, cfg config.Config, logger *slog.Logg
 		log:        logger,
 	}
 	if mode == redisstore.Sentinel {
-		cc, err := cfg.RedisClientConfig()
-		if err == nil {
-			d.sentinels, err = redisstore.NewSentinelWatch(cc)
-		}
+		d.sentinels, err = redisstore.NewSentinelWatch(*cfg.Redis)
 		if err != nil {
 			_ = client.Close()
 			return nil, fmt.Errorf("Redis Sentinel: %w", err)
@@ -167,7 +161,7 @@ func newRedisDirectory(ctx context.Context, cfg config.Config, logger *slog.Logg
 	}
 	if err := d.ping(ctx); err != nil {
 		logger.Warn("Redis is unreachable at start; serving anyway, decisions fail closed (503) until it answers",
-			"redis", cfg.DescribeRedis(), "error", err.Error())
+			"redis", cfg.Redis.Describe(), "error", err.Error())
 	}
 	return d, nil
 }
@@ -238,10 +232,19 @@ func (d *directory) pingCluster(ctx context.Context, cc *redis.ClusterClient) er
 // start runs the Redis probe and the invalidation listener until close. It
 // does nothing for other directories.
 func (d *directory) start(ctx context.Context) {
-	if d.client == nil {
+	if d.client == nil && d.origin == nil {
 		return
 	}
 	ctx, d.stop = context.WithCancel(context.WithoutCancel(ctx))
+	if d.origin != nil {
+		// The origin's change feed replaces Redis's invalidation channel,
+		// on which nobody publishes when the record is elsewhere.
+		d.origin.start(ctx, &d.wg)
+		if d.client != nil {
+			d.startProbe(ctx)
+		}
+		return
+	}
 	// The listener subscribes, which may wait for a Redis that is down,
 	// off the start-up path.
 	d.listener = &listener{
@@ -251,7 +254,7 @@ func (d *directory) start(ctx context.Context) {
 		log:       d.log,
 		logs:      d.logs,
 	}
-	d.wg.Add(2)
+	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
 		d.listener.run(ctx)
@@ -266,6 +269,12 @@ func (d *directory) start(ctx context.Context) {
 			})
 		}()
 	}
+	d.startProbe(ctx)
+}
+
+// startProbe pings Redis every redisProbeInterval until ctx is done.
+func (d *directory) startProbe(ctx context.Context) {
+	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
 		t := time.NewTicker(redisProbeInterval)
@@ -284,8 +293,25 @@ func (d *directory) start(ctx context.Context) {
 // status reports the directory's state for /readyz?verbose: ok, and a short
 // description.
 func (d *directory) status() (bool, string) {
+	if d.origin != nil {
+		ok, text := d.origin.status()
+		if d.client == nil {
+			return ok, "directory origin " + text + "; no Redis: each replica asks the origin itself"
+		}
+		rok, rtext := d.redisStatus()
+		return ok && rok, "directory origin " + text + "; Redis cache " + rtext
+	}
 	if d.client == nil {
 		return true, d.describe
+	}
+	return d.redisStatus()
+}
+
+// redisStatus reports Redis's reachability and its circuits.
+func (d *directory) redisStatus() (bool, string) {
+	describe := d.describe
+	if d.origin != nil {
+		describe = string(d.mode)
 	}
 	closed := true
 	circuit := ""
@@ -312,13 +338,17 @@ func (d *directory) status() (bool, string) {
 	if !closed {
 		cst = userstore.CircuitOpen
 	}
+	down := ": unreachable, decisions fail closed (503) unless a cached entry is recent enough"
+	if d.origin != nil {
+		down = ": unreachable, lookups go straight to the directory origin"
+	}
 	switch d.state.Load() {
 	case redisUp:
-		return cst == userstore.CircuitClosed, d.describe + ": reachable" + circuit
+		return cst == userstore.CircuitClosed, describe + ": reachable" + circuit
 	case redisDown:
-		return false, d.describe + ": unreachable, decisions fail closed (503) unless a cached entry is recent enough" + circuit
+		return false, describe + down + circuit
 	default:
-		return cst == userstore.CircuitClosed, d.describe + ": not probed yet" + circuit
+		return cst == userstore.CircuitClosed, describe + ": not probed yet" + circuit
 	}
 }
 
@@ -347,6 +377,9 @@ func (d *directory) close() error {
 		if d.sentinels != nil {
 			_ = d.sentinels.Close()
 		}
+		if d.origin != nil {
+			d.origin.closeFn()
+		}
 		if d.client != nil {
 			if err := d.client.Close(); err != nil {
 				d.closeErr = fmt.Errorf("close Redis client: %w", err)
@@ -354,23 +387,4 @@ func (d *directory) close() error {
 		}
 	})
 	return d.closeErr
-}
-
-// RouteRedisLogs sends go-redis's internal log lines (dial retries, pool
-// events) to logger at debug level instead of go-redis's own stderr logger,
-// so that every line the process writes is structured. gatehouse reports
-// Redis trouble itself, at warning level, from its probe and its lookups.
-//
-// go-redis keeps its logger in a process-wide variable: call this once, from
-// main, before any Redis client is used.
-func RouteRedisLogs(logger *slog.Logger) {
-	redis.SetLogger(redisLogger{logger})
-}
-
-type redisLogger struct{ log *slog.Logger }
-
-func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
-	if l.log.Enabled(ctx, slog.LevelDebug) {
-		l.log.DebugContext(ctx, fmt.Sprintf(format, v...), "source", "go-redis")
-	}
 }

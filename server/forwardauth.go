@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/gatehouse-authz/gatehouse/authz/forwardauth"
-	"github.com/gatehouse-authz/gatehouse/internal/config"
 )
 
 // forwardAuthServer returns the HTTP forward-auth server for d. The handler
@@ -15,7 +14,7 @@ import (
 // the ops endpoints must never be reachable on this port. net/http's own
 // answer to "OPTIONS *" (a 200 that no decision made) is turned off, so that
 // the handler denies it like any request that is not a check.
-func forwardAuthServer(cfg config.Config, d forwardauth.Decider, logger *slog.Logger) *http.Server {
+func forwardAuthServer(cfg Config, d forwardauth.Decider, logger *slog.Logger) *http.Server {
 	return &http.Server{
 		Handler: forwardauth.New(d, forwardauth.Options{
 			PathPrefix:     cfg.HTTPPathPrefix,

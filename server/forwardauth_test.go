@@ -12,8 +12,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/gatehouse-authz/gatehouse/internal/config"
 )
 
 // TestForwardAuthListener: the same decision over HTTP, on its own port, and
@@ -127,7 +125,7 @@ func TestForwardAuthDisabled(t *testing.T) {
 	cfg := baseConfig(t)
 	cfg.UsersFile = usersFile(t)
 	cfg.HTTPAddr = ""
-	s, err := New(context.Background(), cfg, nil, Options{})
+	s, err := New(context.Background(), cfg.Config, nil, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,7 +139,7 @@ func TestForwardAuthDisabled(t *testing.T) {
 // with its decision id and an allow is not; GATEHOUSE_LOG_RATE=0 silences
 // decision lines on both.
 func TestLogRateSetting(t *testing.T) {
-	for _, rate := range []int{config.Default().LogRate, 0} {
+	for _, rate := range []int{DefaultConfig().LogRate, 0} {
 		t.Run(fmt.Sprintf("rate=%d", rate), func(t *testing.T) {
 			cfg := baseConfig(t)
 			cfg.UsersFile = usersFile(t)

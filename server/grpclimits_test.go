@@ -93,7 +93,7 @@ func TestLargeCheckRequestIsDecided(t *testing.T) {
 	}
 }
 
-// TestCheckRequestOverTheLimit: what the README says of a CheckRequest over
+// TestCheckRequestOverTheLimit: what docs/envoy.md says of a CheckRequest over
 // GATEHOUSE_GRPC_MAX_RECV_SIZE: gRPC refuses it with RESOURCE_EXHAUSTED
 // before gatehouse sees it, which is why Envoy's failure_mode_allow must stay
 // false. A request under the limit is still decided.

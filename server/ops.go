@@ -17,6 +17,7 @@ import (
 // /readyz fail: every replica shares the same Redis, so failing readiness on
 // a Redis outage would take all of them out of rotation at once, and the
 // proxy would then apply its own failure policy instead of gatehouse's 503.
+// Nor does a refused configuration reload: the previous version serves.
 func (s *Server) opsHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -63,6 +64,11 @@ func (s *Server) opsHandler() http.Handler {
 		fmt.Fprintf(&b, "%sgrpc %s\n", mark(ready), state)
 		dirOK, dirText := s.dir.status()
 		fmt.Fprintf(&b, "%sdirectory %s (informational)\n", mark(dirOK), dirText)
+		// The reloaded files: the version in use, and a change refused
+		// (the previous version keeps serving, so readiness holds).
+		for _, line := range s.reloads.status() {
+			b.WriteString(line + "\n")
+		}
 		if ready {
 			b.WriteString("readyz check passed\n")
 		} else {

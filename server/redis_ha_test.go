@@ -15,8 +15,8 @@ import (
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/gatehouse-authz/gatehouse/internal/config"
-	"github.com/gatehouse-authz/gatehouse/internal/redistest"
+	"github.com/gatehouse-authz/gatehouse/internal/testkit/redistest"
+	"github.com/gatehouse-authz/gatehouse/userstore/redisstore"
 )
 
 // testUser returns the i-th of a family of valid user ids.
@@ -245,9 +245,9 @@ func clusterUsers(t *testing.T, cl *redistest.HACluster, per int) [][]string {
 	}
 }
 
-func clusterConfig(t *testing.T, cl *redistest.HACluster) config.Config {
+func clusterConfig(t *testing.T, cl *redistest.HACluster) testConfig {
 	cfg := baseConfig(t)
-	cfg.RedisClusterAddrs = strings.Join(cl.Addrs(), ",")
+	cfg.Redis = &redisstore.ClientConfig{ClusterAddrs: cl.Addrs()}
 	cfg.RedisTimeout = 300 * time.Millisecond
 	cfg.LogLevel = slog.LevelInfo
 	return cfg
@@ -257,7 +257,7 @@ func clusterConfig(t *testing.T, cl *redistest.HACluster) config.Config {
 // shard, and only until its replica is promoted. Users on the other shards
 // never get a 503; the dead shard answers again soon after the promotion
 // (not after go-redis's 60 s topology refresh). The cluster runs with
-// cluster-allow-reads-when-down, as the README asks: without it Redis
+// cluster-allow-reads-when-down, as docs/directory.md#redis-deployments asks: without it Redis
 // itself refuses every read with CLUSTERDOWN between the failure and the
 // promotion.
 func TestClusterMasterKilled(t *testing.T) {
@@ -509,9 +509,8 @@ func TestSentinelSwitchResubscribes(t *testing.T) {
 		n, err := replica.Client().Exists(ctx, "gatehouse:user:"+activeUser, "gatehouse:user:"+inactiveUser).Result()
 		return err == nil && n == 2
 	})
-	cfg := deployConfig(t, func(c *config.Config) {
-		c.RedisSentinelAddrs = sentinel.Addr()
-		c.RedisSentinelMaster = redistest.SentinelMaster
+	cfg := deployConfig(t, func(c *testConfig) {
+		c.Redis = &redisstore.ClientConfig{SentinelAddrs: []string{sentinel.Addr()}, SentinelMaster: redistest.SentinelMaster}
 		c.RedisTimeout = 500 * time.Millisecond
 	})
 	r := start(t, cfg, Options{})

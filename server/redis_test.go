@@ -3,8 +3,6 @@ package server
 import (
 	"context"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -13,8 +11,8 @@ import (
 	"github.com/redis/go-redis/v9"
 	"google.golang.org/grpc/codes"
 
-	"github.com/gatehouse-authz/gatehouse/internal/config"
-	"github.com/gatehouse-authz/gatehouse/internal/redistest"
+	"github.com/gatehouse-authz/gatehouse/internal/testkit/redistest"
+	"github.com/gatehouse-authz/gatehouse/userstore/redisstore"
 )
 
 const testClientID = "test-app" // the client_id of token()
@@ -175,7 +173,7 @@ func TestPrefixChangesKeysAndChannel(t *testing.T) {
 	})
 }
 
-// TestApplications: DESIGN §2 step 9 against real Redis.
+// TestApplications: docs/design.md step 9 against real Redis.
 func TestApplications(t *testing.T) {
 	rs := redistest.Start(t)
 	cfg := redisConfig(t, rs.URL())
@@ -302,7 +300,7 @@ func TestOutage(t *testing.T) {
 }
 
 // deployConfig is a server configuration for Redis described by set.
-func deployConfig(t *testing.T, set func(c *config.Config)) config.Config {
+func deployConfig(t *testing.T, set func(c *testConfig)) testConfig {
 	cfg := baseConfig(t)
 	cfg.CacheTTL = time.Hour
 	cfg.RedisTimeout = 2 * time.Second
@@ -312,7 +310,7 @@ func deployConfig(t *testing.T, set func(c *config.Config)) config.Config {
 
 // endToEnd checks a lookup and an invalidation through a running server
 // whose Redis writer is w.
-func endToEnd(t *testing.T, cfg config.Config, w redis.UniversalClient) {
+func endToEnd(t *testing.T, cfg testConfig, w redis.UniversalClient) {
 	t.Helper()
 	redisDo(t, w, "HSET", "gatehouse:user:"+activeUser, "active", "1")
 	r := start(t, cfg, Options{})
@@ -335,56 +333,54 @@ func TestSentinelEndToEnd(t *testing.T) {
 	master := redistest.Start(t)
 	sentinel := redistest.StartSentinel(t, master)
 	t.Run("url", func(t *testing.T) {
-		endToEnd(t, deployConfig(t, func(c *config.Config) {
-			c.RedisURL = "redis-sentinel://" + sentinel.Addr() + "/0?master_name=" + redistest.SentinelMaster
+		endToEnd(t, deployConfig(t, func(c *testConfig) {
+			c.Redis = &redisstore.ClientConfig{URL: "redis-sentinel://" + sentinel.Addr() + "/0?master_name=" + redistest.SentinelMaster}
 		}), master.Client())
 	})
 	t.Run("settings", func(t *testing.T) {
 		redisDo(t, master.Client(), "FLUSHALL")
-		endToEnd(t, deployConfig(t, func(c *config.Config) {
-			c.RedisSentinelAddrs = sentinel.Addr()
-			c.RedisSentinelMaster = redistest.SentinelMaster
+		endToEnd(t, deployConfig(t, func(c *testConfig) {
+			c.Redis = &redisstore.ClientConfig{SentinelAddrs: []string{sentinel.Addr()}, SentinelMaster: redistest.SentinelMaster}
 		}), master.Client())
 	})
 }
 
 func TestTLSEndToEnd(t *testing.T) {
 	rs, files := redistest.StartTLS(t, true)
-	endToEnd(t, deployConfig(t, func(c *config.Config) {
-		c.RedisURL = rs.TLSURL()
-		c.RedisTLSCAFile = files.CA
-		c.RedisTLSCertFile = files.ClientCert
-		c.RedisTLSKeyFile = files.ClientKey
+	endToEnd(t, deployConfig(t, func(c *testConfig) {
+		c.Redis = &redisstore.ClientConfig{
+			URL:         rs.TLSURL(),
+			TLSCAFile:   files.CA,
+			TLSCertFile: files.ClientCert,
+			TLSKeyFile:  files.ClientKey,
+		}
 	}), rs.Client())
 }
 
 func TestClusterEndToEnd(t *testing.T) {
 	cl := redistest.StartCluster(t, 3)
-	endToEnd(t, deployConfig(t, func(c *config.Config) {
-		c.RedisClusterAddrs = strings.Join(cl.Addrs(), ",")
+	endToEnd(t, deployConfig(t, func(c *testConfig) {
+		c.Redis = &redisstore.ClientConfig{ClusterAddrs: cl.Addrs()}
 	}), cl.Client(t))
 }
 
-// TestRedisACLUserAndPasswordFile: GATEHOUSE_REDIS_USERNAME and
-// GATEHOUSE_REDIS_PASSWORD_FILE reach Redis (an ACL user that may only touch
-// gatehouse's keys and channel); a wrong password fails closed and is never
-// printed.
-func TestRedisACLUserAndPasswordFile(t *testing.T) {
+// TestRedisACLUserAndPassword: the Redis user name and password reach Redis
+// (an ACL user that may only touch gatehouse's keys and channel); a wrong
+// password fails closed and is never printed. (GATEHOUSE_REDIS_PASSWORD_FILE
+// is read by internal/config: TestRedisSettings, and cmd/gatehouse's
+// TestServeRedisPasswordFile end to end.)
+func TestRedisACLUserAndPassword(t *testing.T) {
 	const password = "acl-password-never-printed"
 	rs := redistest.Start(t)
 	redisDo(t, rs.Client(), "ACL", "SETUSER", "gatehouse", "on", ">"+password, "~gatehouse:*", "&gatehouse:*", "+@all")
-	pwFile := filepath.Join(t.TempDir(), "redis-password")
-	if err := os.WriteFile(pwFile, []byte(password+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	cfg := redisConfig(t, rs.URL())
-	cfg.RedisUsername = "gatehouse"
-	cfg.RedisPasswordFile = pwFile
+	cfg.Redis.Username = "gatehouse"
+	cfg.Redis.Password = password
 	endToEnd(t, cfg, rs.Client())
 
 	wrong := redisConfig(t, rs.URL())
-	wrong.RedisUsername = "gatehouse"
-	wrong.RedisPassword = "not-" + password
+	wrong.Redis.Username = "gatehouse"
+	wrong.Redis.Password = "not-" + password
 	r := start(t, wrong, Options{})
 	resp := r.check(t, "Bearer "+token(t, inactiveUser))
 	if allowed(resp) || httpStatus(resp) != http.StatusServiceUnavailable {

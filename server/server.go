@@ -28,6 +28,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthgrpc "google.golang.org/grpc/health/grpc_health_v1"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -37,7 +38,6 @@ import (
 	"github.com/gatehouse-authz/gatehouse/authz"
 	"github.com/gatehouse-authz/gatehouse/authz/extauthz"
 	"github.com/gatehouse-authz/gatehouse/authz/routes"
-	"github.com/gatehouse-authz/gatehouse/internal/config"
 	"github.com/gatehouse-authz/gatehouse/internal/telemetry"
 	"github.com/gatehouse-authz/gatehouse/userstore"
 )
@@ -92,12 +92,16 @@ type Options struct {
 	// metrics is set by New: newDirectory instruments the Redis layers
 	// with it (Metrics.ObserveLookup, Metrics.Redis; both accept nil).
 	metrics *telemetry.Metrics
+	// reloads is set by New: newDirectory registers the users file with it.
+	reloads *reloader
+	// reloadCheckInterval replaces the periodic check's interval (tests).
+	reloadCheckInterval time.Duration
 }
 
 // Server is one gatehouse serving process. Create it with New, which binds
 // the listeners, then call Serve.
 type Server struct {
-	cfg    config.Config
+	cfg    Config
 	log    *slog.Logger
 	grpc   *grpc.Server
 	health *health.Server
@@ -115,6 +119,11 @@ type Server struct {
 	tp *sdktrace.TracerProvider
 	// routes names the default route table, for the start-up log.
 	routes string
+	// tls serves the gRPC and forward-auth listeners' certificate (nil:
+	// plain TCP); reloads keeps it, the routes file and the users file
+	// current.
+	tls     *serverTLS
+	reloads *reloader
 
 	// serving is true between the start of Serve and the start of shutdown:
 	// it is /readyz.
@@ -124,23 +133,17 @@ type Server struct {
 
 // New builds a Server from cfg and binds its listeners, so that the bound
 // addresses (for ":0") are known before Serve. It validates cfg and returns a
-// one-line error naming the first problem; a Redis that cannot be reached is
-// not an error. On error nothing is left open.
-func New(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Options) (_ *Server, err error) {
+// one-line error naming the first problem (a *ConfigError for a field of
+// cfg); a Redis that cannot be reached is not an error. On error nothing is
+// left open.
+func New(ctx context.Context, cfg Config, logger *slog.Logger, opts Options) (_ *Server, err error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	validate := cfg.Validate
-	if opts.Directory != nil {
-		validate = cfg.ValidateSuppliedDirectory
-	}
-	if err := validate(); err != nil {
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	jwt, err := cfg.JWT()
-	if err != nil {
-		return nil, err
-	}
+	jwt := cfg.JWT
 	s := &Server{cfg: cfg, log: logger}
 	defer func() {
 		if err != nil {
@@ -150,6 +153,8 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Optio
 
 	s.metrics = telemetry.NewMetrics(opts.Build)
 	opts.metrics = s.metrics
+	s.reloads = newReloader(logger, s.metrics.Registry(), opts.reloadCheckInterval)
+	opts.reloads = s.reloads
 	tp := opts.TracerProvider
 	if tp == nil && cfg.OTelEndpoint != "" {
 		s.tp, err = telemetry.NewTracerProvider(ctx, telemetry.TracingConfig{
@@ -165,11 +170,31 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Optio
 	}
 	tracer := telemetry.Tracer(tp) // nil: tracing off
 
-	policy, err := routes.Resolve(cfg.Routes)
-	if err != nil {
-		return nil, err
+	var policy authz.Policy
+	if isRoutesFile(cfg.Routes) {
+		// A routes file is reloaded when it changes.
+		live := &livePolicy{}
+		if err := s.reloads.add(live.reloadable(cfg.Routes)); err != nil {
+			return nil, err
+		}
+		policy = live
+		s.routes = live.cur.Load().Default().Name()
+	} else {
+		set, err := routes.Resolve(cfg.Routes)
+		if err != nil {
+			return nil, err
+		}
+		policy = set
+		s.routes = set.Default().Name()
 	}
-	s.routes = policy.Default().Name()
+	var grpcCreds []grpc.ServerOption
+	if cfg.TLSCertFile != "" {
+		s.tls = newServerTLS(cfg, opts.Now)
+		if err := s.reloads.add(s.tls.reloadable()); err != nil {
+			return nil, err
+		}
+		grpcCreds = append(grpcCreds, grpc.Creds(credentials.NewTLS(s.tls.config("h2"))))
+	}
 	s.dir, err = newDirectory(ctx, cfg, logger, opts)
 	if err != nil {
 		return nil, err
@@ -178,8 +203,11 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Optio
 		JWT:               jwt,
 		Directory:         telemetry.TraceDirectory(s.dir.Directory, tracer),
 		Policy:            policy,
-		UserIDFormat:      cfg.IDFormat(),
+		UserIDFormat:      cfg.UserIDFormat,
 		CheckApplications: cfg.CheckApplications,
+		Profile:           cfg.MeetProfile,
+		Addons:            cfg.Addons,
+		ScopesPrefix:      cfg.ScopesPrefix,
 		TokenCacheSize:    zeroMeansNone(cfg.TokenCacheSize),
 		Now:               opts.Now,
 	})
@@ -187,7 +215,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Optio
 		return nil, err
 	}
 
-	s.grpc = grpc.NewServer(
+	s.grpc = grpc.NewServer(append(grpcCreds,
 		grpc.ChainUnaryInterceptor(extauthz.UnaryRecoverer(logger)),
 		grpc.MaxConcurrentStreams(maxConcurrentStreams),
 		// Far above any CheckRequest a proxy sends (a forwarded body
@@ -218,7 +246,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Optio
 		// worker is busy grpc-go starts a goroutine as before, so this
 		// bounds nothing.
 		grpc.NumStreamWorkers(streamWorkers()),
-	)
+	)...)
 	// Every adapter takes the same instrumented Decider: decision ids,
 	// metrics and spans are protocol-independent.
 	decider := telemetry.NewDecider(az, telemetry.Options{Metrics: s.metrics, Tracer: tracer})
@@ -259,6 +287,11 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Optio
 	}
 	if cfg.HTTPAddr != "" {
 		s.fwd = forwardAuthServer(cfg, decider, logger)
+		if s.tls != nil {
+			// HTTP/1.1 for nginx, Traefik and Caddy; h2 for Envoy's
+			// http_service over TLS.
+			s.fwd.TLSConfig = s.tls.config("h2", "http/1.1")
+		}
 		if s.fwdLn, err = lc.Listen(ctx, "tcp", cfg.HTTPAddr); err != nil {
 			return nil, fmt.Errorf("forward-auth listener: %w", err)
 		}
@@ -266,6 +299,10 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Optio
 	if len(jwt.Secret) < minSecretLen(jwt.Algorithm) {
 		logger.Warn("JWT secret is shorter than the hash output; RFC 7518 asks for at least as many bytes",
 			"algorithm", jwt.Algorithm, "min_bytes", minSecretLen(jwt.Algorithm))
+	}
+	if a := cfg.Addons; len(a.Secret) > 0 && len(a.Secret) < minSecretLen(a.Algorithm) {
+		logger.Warn("add-on JWT secret is shorter than the hash output; RFC 7518 asks for at least as many bytes",
+			"algorithm", a.Algorithm, "min_bytes", minSecretLen(a.Algorithm))
 	}
 	return s, nil
 }
@@ -278,19 +315,6 @@ func zeroMeansNone(n int) int {
 		return -1
 	}
 	return n
-}
-
-// minSecretLen is the HMAC key length RFC 7518 §3.2 requires: the size of the
-// hash output.
-func minSecretLen(alg string) int {
-	switch alg {
-	case "HS384":
-		return 48
-	case "HS512":
-		return 64
-	default:
-		return 32
-	}
 }
 
 // GRPCAddr returns the bound ext_authz gRPC address.
@@ -339,7 +363,12 @@ func (s *Server) serve(ctx context.Context) error {
 	if s.fwd != nil {
 		pending++
 		go func() {
-			if err := s.fwd.Serve(s.fwdLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			serve := s.fwd.Serve
+			if s.tls != nil {
+				// The certificate comes from TLSConfig, reloaded.
+				serve = func(ln net.Listener) error { return s.fwd.ServeTLS(ln, "", "") }
+			}
+			if err := serve(s.fwdLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				errc <- fmt.Errorf("forward-auth server: %w", err)
 				return
 			}
@@ -347,6 +376,7 @@ func (s *Server) serve(ctx context.Context) error {
 		}()
 	}
 	s.dir.start(ctx)
+	s.reloads.start(ctx)
 
 	s.serving.Store(true)
 	s.setHealth(healthpb.HealthCheckResponse_SERVING)
@@ -355,13 +385,15 @@ func (s *Server) serve(ctx context.Context) error {
 		httpAddr = a.String()
 	}
 	s.log.Info("listening", "grpc", s.GRPCAddr().String(), "ops", s.OpsAddr().String(), "http", httpAddr,
-		"directory", s.dir.describe, "routes", s.routes, "check_applications", s.cfg.CheckApplications,
+		"tls", s.tlsMode(), "directory", s.dir.describe, "routes", s.routes, "check_applications", s.cfg.CheckApplications,
+		"meet_profile", s.cfg.MeetProfile.String(), "addon_tokens", len(s.cfg.Addons.Secret) > 0,
 		"reflection", s.cfg.GRPCReflection)
 
 	var runErr error
 	select {
 	case <-ctx.Done():
-		s.log.Info("shutting down", "cause", context.Cause(ctx).Error(), "timeout", s.cfg.ShutdownTimeout.String())
+		s.log.Info("shutting down", "cause", context.Cause(ctx).Error(), "drain", s.cfg.DrainPeriod.String(),
+			"timeout", s.cfg.ShutdownTimeout.String())
 	case runErr = <-errc:
 		pending--
 		if runErr == nil {
@@ -390,6 +422,7 @@ func (s *Server) shutdown(ctx context.Context) {
 	// Shutdown sets every service NOT_SERVING, tells Watch streams, and
 	// ignores later changes.
 	s.health.Shutdown()
+	s.drain()
 
 	// The forward-auth listener drains alongside gRPC, within the same
 	// bound: it stops accepting at once and lets in-flight checks finish.
@@ -455,6 +488,9 @@ func (s *Server) closeAll() {
 	if s.fwdLn != nil {
 		s.fwdLn.Close()
 	}
+	if s.reloads != nil {
+		s.reloads.close()
+	}
 	if s.dir != nil {
 		if err := s.dir.close(); err != nil {
 			s.log.Warn("closing the directory", "error", err.Error())
@@ -472,8 +508,44 @@ func (s *Server) closeAll() {
 	}
 }
 
+// drain keeps serving for the drain period after health turned NOT_SERVING:
+// the proxies learn that this server is going away from its health, from
+// DNS or from the EndpointSlice, and meanwhile still open new connections to
+// it. Stopping at once would refuse those connections, and each refused
+// check becomes the proxy's status_on_error; during the drain they are
+// answered. The forward-auth listener closes each connection after its
+// response, so that a proxy re-dials, and finds the pods still serving.
+func (s *Server) drain() {
+	if s.cfg.DrainPeriod <= 0 {
+		return
+	}
+	s.log.Info("draining: NOT_SERVING, still answering checks", "drain", s.cfg.DrainPeriod.String())
+	if s.fwd != nil {
+		s.fwd.SetKeepAlivesEnabled(false)
+	}
+	time.Sleep(s.cfg.DrainPeriod)
+}
+
+// tlsMode describes the listeners' TLS for the start-up log.
+func (s *Server) tlsMode() string {
+	switch {
+	case s.tls == nil:
+		return "off"
+	case s.cfg.TLSClientCAFile != "":
+		return "mutual"
+	default:
+		return "on"
+	}
+}
+
+// Reload checks the reloaded files (routes file, users file, TLS
+// certificate) now rather than at their next change or the periodic check,
+// retrying files refused before: cmd/gatehouse calls it on SIGHUP. It does
+// not wait for the check.
+func (s *Server) Reload() { s.reloads.request(true) }
+
 // Run builds a Server with New and serves until ctx is cancelled.
-func Run(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Options) error {
+func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts Options) error {
 	s, err := New(ctx, cfg, logger, opts)
 	if err != nil {
 		return err

@@ -23,10 +23,10 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/gatehouse-authz/gatehouse/authz"
-	"github.com/gatehouse-authz/gatehouse/internal/config"
-	"github.com/gatehouse-authz/gatehouse/internal/logtest"
-	"github.com/gatehouse-authz/gatehouse/internal/redistest"
+	"github.com/gatehouse-authz/gatehouse/internal/testkit"
+	"github.com/gatehouse-authz/gatehouse/internal/testkit/redistest"
 	"github.com/gatehouse-authz/gatehouse/userstore"
+	"github.com/gatehouse-authz/gatehouse/userstore/redisstore"
 )
 
 const (
@@ -39,18 +39,25 @@ const (
 )
 
 // syncBuffer collects the server's logs; safe for concurrent writers.
-type syncBuffer = logtest.Buffer
+type syncBuffer = testkit.LogBuffer
 
-func baseConfig(t *testing.T) config.Config {
+// testConfig is a server Config and the level of the logger start gives
+// the server (cmd/gatehouse's GATEHOUSE_LOG_LEVEL).
+type testConfig struct {
+	Config
+	LogLevel slog.Level
+}
+
+func baseConfig(t *testing.T) testConfig {
 	t.Helper()
-	c := config.Default()
+	c := DefaultConfig()
 	c.GRPCAddr = "127.0.0.1:0"
 	c.OpsAddr = "127.0.0.1:0"
 	c.HTTPAddr = "127.0.0.1:0"
-	c.JWTSecret = testSecret
+	c.JWT.Secret = []byte(testSecret)
 	c.ShutdownTimeout = 5 * time.Second
-	c.LogLevel = slog.LevelDebug
-	return c
+	c.DrainPeriod = 0 // TestDrain sets its own
+	return testConfig{Config: c, LogLevel: slog.LevelDebug}
 }
 
 func usersFile(t *testing.T) string {
@@ -85,13 +92,13 @@ type running struct {
 	logs   *syncBuffer
 }
 
-func start(t *testing.T, cfg config.Config, opts Options) *running {
+func start(t *testing.T, cfg testConfig, opts Options) *running {
 	t.Helper()
 	logs := &syncBuffer{}
 	// At the configured level, as cmd/gatehouse builds it (baseConfig: debug).
-	logger := logtest.NewLoggerAt(logs, cfg.LogLevel)
+	logger := testkit.NewLoggerAt(logs, cfg.LogLevel)
 	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := New(ctx, cfg, logger, opts)
+	srv, err := New(ctx, cfg.Config, logger, opts)
 	if err != nil {
 		cancel()
 		t.Fatalf("New: %v", err)
@@ -445,8 +452,8 @@ func TestNewRefuses(t *testing.T) {
 	t.Run("invalid config", func(t *testing.T) {
 		cfg := baseConfig(t)
 		cfg.UsersFile = usersFile(t)
-		cfg.JWTSecret = ""
-		if _, err := New(context.Background(), cfg, nil, Options{}); err == nil || !strings.Contains(err.Error(), "no JWT secret") {
+		cfg.JWT.Secret = nil
+		if _, err := New(context.Background(), cfg.Config, nil, Options{}); err == nil || !strings.Contains(err.Error(), "JWT secret is empty") {
 			t.Fatalf("New without a secret = %v", err)
 		}
 	})
@@ -456,7 +463,7 @@ func TestNewRefuses(t *testing.T) {
 		if err := os.WriteFile(cfg.UsersFile, []byte(`[{"id":"not-a-uuid","active":true}]`), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		_, err := New(context.Background(), cfg, nil, Options{})
+		_, err := New(context.Background(), cfg.Config, nil, Options{})
 		if err == nil || !strings.Contains(err.Error(), cfg.UsersFile) {
 			t.Fatalf("New with a non-UUID id in a uuid directory = %v, want an error naming the file", err)
 		}
@@ -470,7 +477,7 @@ func TestNewRefuses(t *testing.T) {
 		cfg := baseConfig(t)
 		cfg.UsersFile = usersFile(t)
 		cfg.OpsAddr = busy.Addr().String()
-		_, err = New(context.Background(), cfg, nil, Options{})
+		_, err = New(context.Background(), cfg.Config, nil, Options{})
 		if err == nil || !strings.Contains(err.Error(), "ops listener") {
 			t.Fatalf("New on a busy ops port = %v", err)
 		}
@@ -532,7 +539,7 @@ func TestRoutes(t *testing.T) {
 		if err := os.WriteFile(cfg.Routes, []byte("routes:\n  - prefix: /a/\n    scope: [x]\n"), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		_, err := New(context.Background(), cfg, nil, Options{})
+		_, err := New(context.Background(), cfg.Config, nil, Options{})
 		if err == nil || !strings.Contains(err.Error(), "routes.yaml:3: scope: must be a string") {
 			t.Fatalf("New with a bad routes file = %v, want an error naming file, line and key", err)
 		}
@@ -560,9 +567,9 @@ func TestPanicIsADeny(t *testing.T) {
 	r.waitHealth(t, "", healthpb.HealthCheckResponse_SERVING)
 }
 
-func redisConfig(t *testing.T, url string) config.Config {
+func redisConfig(t *testing.T, url string) testConfig {
 	cfg := baseConfig(t)
-	cfg.RedisURL = url
+	cfg.Redis = &redisstore.ClientConfig{URL: url}
 	cfg.CacheTTL = time.Hour // only invalidation can explain a change
 	cfg.RedisTimeout = 500 * time.Millisecond
 	return cfg

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -16,8 +17,8 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/gatehouse-authz/gatehouse/authz"
-	"github.com/gatehouse-authz/gatehouse/internal/redistest"
 	"github.com/gatehouse-authz/gatehouse/internal/telemetry"
+	"github.com/gatehouse-authz/gatehouse/internal/testkit/redistest"
 )
 
 // checkWithHeaders sends one CheckRequest for GET path with extra headers.
@@ -247,9 +248,12 @@ func TestOTelSampleRatioRefused(t *testing.T) {
 		cfg := baseConfig(t)
 		cfg.UsersFile = usersFile(t)
 		cfg.OTelSampleRatio = ratio
-		_, err := New(context.Background(), cfg, nil, Options{})
-		if err == nil || !strings.Contains(err.Error(), "GATEHOUSE_OTEL_SAMPLE_RATIO") {
-			t.Errorf("ratio %v: err = %v", ratio, err)
+		_, err := New(context.Background(), cfg.Config, nil, Options{})
+		// The field is named; cmd/gatehouse names the variable
+		// (internal/config's TestValidate, "otel sample ratio").
+		var ce *ConfigError
+		if !errors.As(err, &ce) || ce.Field != "OTelSampleRatio" {
+			t.Errorf("ratio %v: err = %v, want a *ConfigError for OTelSampleRatio", ratio, err)
 		}
 	}
 }

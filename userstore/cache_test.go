@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gatehouse-authz/gatehouse/internal/testclock"
+	"github.com/gatehouse-authz/gatehouse/internal/testkit"
 )
 
 var errBackend = errors.New("backend exploded")
@@ -103,7 +103,7 @@ func recv[T any](t *testing.T, ch <-chan T) T {
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-func newTestCache(origin Directory, clock *testclock.Clock, o *outcomes, opts CacheOptions) *Cache {
+func newTestCache(origin Directory, clock *testkit.Clock, o *outcomes, opts CacheOptions) *Cache {
 	opts.Now = clock.Now
 	opts.Logger = quietLogger()
 	if o != nil {
@@ -125,7 +125,7 @@ func TestCacheTTLs(t *testing.T) {
 	origin := newFakeOrigin()
 	origin.set("on", Active)
 	origin.set("off", Inactive)
-	clock := testclock.New(time.Unix(1_700_000_000, 0))
+	clock := testkit.NewClock(time.Unix(1_700_000_000, 0))
 	var o outcomes
 	c := newTestCache(origin, clock, &o, CacheOptions{TTL: 30 * time.Second, NegativeTTL: 5 * time.Second})
 
@@ -170,7 +170,7 @@ func TestCacheTTLs(t *testing.T) {
 
 func TestCacheNegativeTTLDisabled(t *testing.T) {
 	origin := newFakeOrigin()
-	c := newTestCache(origin, testclock.New(time.Unix(0, 0)), nil, CacheOptions{NegativeTTL: -1})
+	c := newTestCache(origin, testkit.NewClock(time.Unix(0, 0)), nil, CacheOptions{NegativeTTL: -1})
 	lookup(t, c, "x")
 	lookup(t, c, "x")
 	if n := origin.calls.Load(); n != 2 {
@@ -204,7 +204,7 @@ func TestCacheOriginErrorFailsClosed(t *testing.T) {
 	origin.set("u", Active)
 	origin.fail(errBackend) // does not wrap ErrUnavailable: the cache must add it
 	var o outcomes
-	c := newTestCache(origin, testclock.New(time.Unix(0, 0)), &o, CacheOptions{})
+	c := newTestCache(origin, testkit.NewClock(time.Unix(0, 0)), &o, CacheOptions{})
 	for i := range 2 {
 		st, err := c.Lookup(t.Context(), User, "u")
 		if err == nil || st == Active {
@@ -229,7 +229,7 @@ func TestCacheOriginErrorFailsClosed(t *testing.T) {
 func TestCacheCancelledContext(t *testing.T) {
 	origin := newFakeOrigin()
 	origin.set("u", Active)
-	c := newTestCache(origin, testclock.New(time.Unix(0, 0)), nil, CacheOptions{})
+	c := newTestCache(origin, testkit.NewClock(time.Unix(0, 0)), nil, CacheOptions{})
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	st, err := c.Lookup(ctx, User, "u")
@@ -247,7 +247,7 @@ func TestCacheCallerDeadlineWhileOriginHangs(t *testing.T) {
 	origin.gate = make(chan struct{})
 	defer close(origin.gate)
 	// A long LookupTimeout: the caller's own deadline must be what frees it.
-	c := newTestCache(origin, testclock.New(time.Unix(0, 0)), nil, CacheOptions{LookupTimeout: time.Minute})
+	c := newTestCache(origin, testkit.NewClock(time.Unix(0, 0)), nil, CacheOptions{LookupTimeout: time.Minute})
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Millisecond)
 	defer cancel()
 	done := make(chan struct{})
@@ -271,7 +271,7 @@ func TestCacheLookupTimeoutBoundsOrigin(t *testing.T) {
 	origin := newFakeOrigin()
 	origin.set("u", Active)
 	origin.gate = make(chan struct{}) // never closed: only the timeout ends the call
-	c := newTestCache(origin, testclock.New(time.Unix(0, 0)), nil, CacheOptions{LookupTimeout: 20 * time.Millisecond})
+	c := newTestCache(origin, testkit.NewClock(time.Unix(0, 0)), nil, CacheOptions{LookupTimeout: 20 * time.Millisecond})
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	st, err := c.Lookup(ctx, User, "u")
@@ -289,7 +289,7 @@ func TestCacheSingleFlight(t *testing.T) {
 	gate := make(chan struct{})
 	origin.gate = gate
 	var o outcomes
-	c := newTestCache(origin, testclock.New(time.Unix(0, 0)), &o, CacheOptions{})
+	c := newTestCache(origin, testkit.NewClock(time.Unix(0, 0)), &o, CacheOptions{})
 	var started, wg sync.WaitGroup
 	started.Add(n)
 	errs := make(chan error, n)
@@ -334,7 +334,7 @@ func TestCacheFirstCallerLeavingDoesNotCancelFlight(t *testing.T) {
 	gate := make(chan struct{})
 	origin.gate = gate
 	origin.entered = make(chan struct{}, 4)
-	c := newTestCache(origin, testclock.New(time.Unix(0, 0)), nil, CacheOptions{LookupTimeout: time.Minute})
+	c := newTestCache(origin, testkit.NewClock(time.Unix(0, 0)), nil, CacheOptions{LookupTimeout: time.Minute})
 
 	ctxA, cancelA := context.WithCancel(t.Context())
 	errA := make(chan error, 1)
@@ -387,7 +387,7 @@ func TestCacheStaleIfError(t *testing.T) {
 	origin := newFakeOrigin()
 	origin.set("u", Active)
 	origin.set("gone", Inactive)
-	clock := testclock.New(time.Unix(1_700_000_000, 0))
+	clock := testkit.NewClock(time.Unix(1_700_000_000, 0))
 	var o outcomes
 	c := newTestCache(origin, clock, &o, CacheOptions{
 		TTL: 10 * time.Second, NegativeTTL: 5 * time.Second, StaleIfError: time.Minute,
@@ -420,7 +420,7 @@ func TestCacheStaleIfError(t *testing.T) {
 func TestCacheNoStaleByDefault(t *testing.T) {
 	origin := newFakeOrigin()
 	origin.set("u", Active)
-	clock := testclock.New(time.Unix(0, 0))
+	clock := testkit.NewClock(time.Unix(0, 0))
 	c := newTestCache(origin, clock, nil, CacheOptions{TTL: 10 * time.Second})
 	lookup(t, c, "u")
 	origin.fail(errBackend)
@@ -434,7 +434,7 @@ func TestCacheInvalidateAndPurge(t *testing.T) {
 	origin := newFakeOrigin()
 	origin.set("a", Active)
 	origin.set("b", Active)
-	c := newTestCache(origin, testclock.New(time.Unix(0, 0)), nil, CacheOptions{})
+	c := newTestCache(origin, testkit.NewClock(time.Unix(0, 0)), nil, CacheOptions{})
 	lookup(t, c, "a")
 	lookup(t, c, "b")
 	origin.set("a", Inactive)
@@ -461,7 +461,7 @@ func TestCacheInvalidateDuringFlightIsNotCached(t *testing.T) {
 	gate := make(chan struct{})
 	origin.gate = gate
 	origin.entered = make(chan struct{}, 4)
-	c := newTestCache(origin, testclock.New(time.Unix(0, 0)), nil, CacheOptions{})
+	c := newTestCache(origin, testkit.NewClock(time.Unix(0, 0)), nil, CacheOptions{})
 	res := make(chan Status, 1)
 	go func() {
 		st, _ := c.Lookup(t.Context(), User, "u")

@@ -126,6 +126,21 @@ func (c *Circuit) Lookup(ctx context.Context, kind Kind, id string) (Status, err
 	return st, err
 }
 
+// Do runs op through the circuit as Lookup runs a lookup: while the circuit
+// is open it is refused at once with an error wrapping ErrUnavailable and
+// ErrCircuitOpen, and its outcome is counted like a lookup's. The Redis
+// cache in front of a directory origin (ReadThrough) reads, writes and
+// deletes through the same circuits as Redis lookups.
+func (c *Circuit) Do(ctx context.Context, op func(context.Context) error) error {
+	trial, err := c.admit()
+	if err != nil {
+		return fmt.Errorf("userstore: %s: %w: %w", c.name, ErrUnavailable, err)
+	}
+	err = op(ctx)
+	c.record(ctx, err, trial)
+	return err
+}
+
 // admit decides whether a lookup may reach the origin, and whether it is
 // the half-open trial.
 func (c *Circuit) admit() (trial bool, err error) {
@@ -255,6 +270,12 @@ func NewCircuits(origin Directory, partition func(ctx context.Context, kind Kind
 // partition.
 func (cs *Circuits) Lookup(ctx context.Context, kind Kind, id string) (Status, error) {
 	return cs.Circuit(cs.partition(ctx, kind, id)).Lookup(ctx, kind, id)
+}
+
+// Do runs op through the circuit of the partition of a record (see
+// Circuit.Do).
+func (cs *Circuits) Do(ctx context.Context, kind Kind, id string, op func(context.Context) error) error {
+	return cs.Circuit(cs.partition(ctx, kind, id)).Do(ctx, op)
 }
 
 // Circuit returns the circuit of a partition, creating it closed.

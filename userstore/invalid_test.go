@@ -11,11 +11,11 @@ import (
 	"time"
 
 	"github.com/gatehouse-authz/gatehouse/internal/logbudget"
-	"github.com/gatehouse-authz/gatehouse/internal/testclock"
+	"github.com/gatehouse-authz/gatehouse/internal/testkit"
 )
 
-// badRecord is what an origin returns for a malformed record.
-var badRecord = fmt.Errorf("redisstore: user record: %w: key holds another type", ErrInvalidRecord)
+// errBadRecord is what an origin returns for a malformed record.
+var errBadRecord = fmt.Errorf("redisstore: user record: %w: key holds another type", ErrInvalidRecord)
 
 // TestCacheInvalidRecord: an invalid record is denied (Inactive), counted
 // apart, never cached, and never answered from a stale entry: Redis is up
@@ -23,14 +23,14 @@ var badRecord = fmt.Errorf("redisstore: user record: %w: key holds another type"
 func TestCacheInvalidRecord(t *testing.T) {
 	origin := newFakeOrigin()
 	origin.set("u", Active)
-	clock := testclock.New(time.Unix(1_700_000_000, 0))
+	clock := testkit.NewClock(time.Unix(1_700_000_000, 0))
 	var o outcomes
 	c := newTestCache(origin, clock, &o, CacheOptions{TTL: 10 * time.Second, StaleIfError: time.Hour})
 	if got := lookup(t, c, "u"); got != Active {
 		t.Fatalf("u = %s", got)
 	}
 	clock.Advance(20 * time.Second) // expired, within the stale window
-	origin.fail(badRecord)
+	origin.fail(errBadRecord)
 	for i := range 2 {
 		st, err := c.Lookup(t.Context(), User, "u")
 		if st != Inactive || err != nil {
@@ -62,7 +62,7 @@ func TestCircuitIgnoresInvalidRecords(t *testing.T) {
 	ctx := context.Background()
 	down := fmt.Errorf("connection refused: %w", ErrUnavailable)
 	for i := range 50 {
-		origin.set(badRecord)
+		origin.set(errBadRecord)
 		if _, err := c.Lookup(ctx, User, "bad"); !errors.Is(err, ErrInvalidRecord) {
 			t.Fatalf("lookup %d: %v", i, err)
 		}
@@ -126,7 +126,7 @@ func TestCircuitsPerPartition(t *testing.T) {
 func TestCacheStaleWarningsBudgeted(t *testing.T) {
 	origin := newFakeOrigin()
 	origin.set("u", Active)
-	clock := testclock.New(time.Unix(1_700_000_000, 0))
+	clock := testkit.NewClock(time.Unix(1_700_000_000, 0))
 	var logs bytes.Buffer
 	c := NewCache(origin, CacheOptions{
 		TTL: time.Second, StaleIfError: time.Hour, Now: clock.Now,

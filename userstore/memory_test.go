@@ -9,7 +9,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/gatehouse-authz/gatehouse/internal/testfile"
+	"github.com/gatehouse-authz/gatehouse/internal/testkit"
 )
 
 // lowerUUID is a stand-in for the decision core's UUID normaliser: it accepts
@@ -153,7 +153,7 @@ func TestLoadFileShapes(t *testing.T) {
 			"  - {id: 6ba7b810-9dad-11d1-80b4-00c04fd430c8, active: false}\napps:\n  - {id: meet-web, active: true}\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			m, err := LoadFile(testfile.Write(t, tc.name, tc.content), opts)
+			m, err := LoadFile(testkit.WriteFile(t, tc.name, tc.content), opts)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -173,7 +173,7 @@ func TestLoadFileShapes(t *testing.T) {
 }
 
 func TestLoadFileWithoutNormaliserKeepsIDs(t *testing.T) {
-	m, err := LoadFile(testfile.Write(t, "d.json", `[{"id":"ABC","active":true}]`))
+	m, err := LoadFile(testkit.WriteFile(t, "d.json", `[{"id":"ABC","active":true}]`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,7 +202,7 @@ func TestLoadFileErrors(t *testing.T) {
 		{"dir.txt", `[]`, `unsupported extension ".txt"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p := testfile.Write(t, tc.name, tc.content)
+			p := testkit.WriteFile(t, tc.name, tc.content)
 			m, err := LoadFile(p, opts)
 			if err == nil {
 				t.Fatalf("LoadFile succeeded (%d users), want error containing %q", m.Len(User), tc.want)
@@ -222,7 +222,7 @@ func TestLoadFileMissing(t *testing.T) {
 }
 
 func TestLoadFileTooManyOptions(t *testing.T) {
-	p := testfile.Write(t, "d.json", `[]`)
+	p := testkit.WriteFile(t, "d.json", `[]`)
 	if _, err := LoadFile(p, MemoryOptions{}, MemoryOptions{}); err == nil {
 		t.Fatal("two MemoryOptions: want an error")
 	}

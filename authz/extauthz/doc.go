@@ -6,7 +6,10 @@
 // The adapter is two pure mappings around one call: RequestFromCheck turns a
 // CheckRequest into an authz.Request, the Decider answers, and the Server turns
 // the authz.Decision into a CheckResponse. It holds no state besides its
-// configuration.
+// configuration. What it shares with the forward-auth adapter (identity
+// header names, making a deny sendable, the deny headers, the decision log
+// line, panic logging) lives in authz/internal/adapter; where the two differ,
+// a comment at both places says why.
 //
 // Security rationale:
 //

@@ -3,6 +3,7 @@ package extauthz
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -20,10 +21,12 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/gatehouse-authz/gatehouse/authz"
-	"github.com/gatehouse-authz/gatehouse/internal/logtest"
-	"github.com/gatehouse-authz/gatehouse/internal/tokentest"
+	"github.com/gatehouse-authz/gatehouse/authz/internal/adapter"
+	"github.com/gatehouse-authz/gatehouse/internal/testkit"
+	"github.com/gatehouse-authz/gatehouse/internal/testkit/tokentest"
 	"github.com/gatehouse-authz/gatehouse/userstore"
 )
 
@@ -76,7 +79,7 @@ func newFakeDir() *fakeDir {
 type testPolicy struct{}
 
 func (testPolicy) Match(r *authz.Request) authz.Rule {
-	p := pathWithoutQuery(r.Path)
+	p := adapter.PathWithoutQuery(r.Path)
 	switch {
 	case p == publicPath:
 		return authz.Rule{Public: true}
@@ -294,13 +297,25 @@ func mustMarshal(tb testing.TB, resp *authv3.CheckResponse) {
 	}
 }
 
+// hasField reports whether m sets the field named name. It reads the field
+// by reflection so that checking that a deprecated field is unset needs no
+// deprecated accessor; a misspelt name panics rather than passing.
+func hasField(m proto.Message, name protoreflect.Name) bool {
+	r := m.ProtoReflect()
+	fd := r.Descriptor().Fields().ByName(name)
+	if fd == nil {
+		panic(fmt.Sprintf("%s has no field %s", r.Descriptor().FullName(), name))
+	}
+	return r.Has(fd)
+}
+
 // responseHeaders flattens HeaderValueOptions, failing on anything but
 // OVERWRITE_IF_EXISTS_OR_ADD without the deprecated append field.
 func responseHeaders(tb testing.TB, opts []*corev3.HeaderValueOption) map[string]string {
 	tb.Helper()
 	m := make(map[string]string, len(opts))
 	for _, o := range opts {
-		if o.GetAppend() != nil {
+		if hasField(o, "append") {
 			tb.Errorf("header %q sets the deprecated append field", o.GetHeader().GetKey())
 		}
 		if o.GetAppendAction() != corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD {
@@ -339,6 +354,6 @@ func metaString(resp *authv3.CheckResponse, key string) string {
 }
 
 // logBuffer collects JSON log lines; safe for concurrent writers.
-type logBuffer = logtest.Buffer
+type logBuffer = testkit.LogBuffer
 
-func newTestLogger(l *logBuffer) *slog.Logger { return logtest.NewLogger(l) }
+func newTestLogger(l *logBuffer) *slog.Logger { return testkit.NewLogger(l) }

@@ -2,15 +2,14 @@ package extauthz
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
-	"runtime"
-	"runtime/debug"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/gatehouse-authz/gatehouse/authz/internal/adapter"
 )
 
 // UnaryRecoverer returns an interceptor that turns a panic in a unary handler
@@ -20,8 +19,8 @@ import (
 // error and, with failure_mode_allow, let the request through. Other methods
 // get a codes.Internal error. The panic is logged at Error with the method,
 // the panic's type (or a runtime error's message) and the stack, never the
-// request or the panic value, which may embed request data. A nil logger
-// discards.
+// request or the panic value, which may embed request data
+// (adapter.LogPanic). A nil logger discards.
 func UnaryRecoverer(logger *slog.Logger) grpc.UnaryServerInterceptor {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -32,7 +31,7 @@ func UnaryRecoverer(logger *slog.Logger) grpc.UnaryServerInterceptor {
 			if p == nil {
 				return
 			}
-			logPanic(ctx, logger, info.FullMethod, p)
+			adapter.LogPanic(ctx, logger, info.FullMethod, p)
 			if info.FullMethod == authv3.Authorization_Check_FullMethodName {
 				resp, err = internalCheckResponse(), nil
 				return
@@ -48,24 +47,4 @@ func UnaryRecoverer(logger *slog.Logger) grpc.UnaryServerInterceptor {
 func internalCheckResponse() *authv3.CheckResponse {
 	d := internalDecision
 	return denyCheckResponse(&d, "")
-}
-
-// logPanic logs a recovered panic without request data.
-func logPanic(ctx context.Context, logger *slog.Logger, where string, p any) {
-	logger.LogAttrs(ctx, slog.LevelError, "panic recovered; request denied",
-		slog.String("where", where),
-		slog.String("panic", describePanic(p)),
-		slog.String("stack", string(debug.Stack())),
-	)
-}
-
-// describePanic names a panic without printing arbitrary values: runtime
-// errors (nil dereference, index out of range) carry no request data, other
-// values might (a formatted message with a header in it), so only their type
-// is given.
-func describePanic(p any) string {
-	if e, ok := p.(runtime.Error); ok {
-		return e.Error()
-	}
-	return fmt.Sprintf("%T", p)
 }

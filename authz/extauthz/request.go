@@ -1,8 +1,6 @@
 package extauthz
 
 import (
-	"strings"
-
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 
@@ -84,12 +82,14 @@ func header(http *authv3.AttributeContext_HttpRequest, name string) (v string, o
 	return rawHeader(http.GetHeaderMap().GetHeaders(), name)
 }
 
-// rawHeader looks name up in a header_map list. It allocates only when the
-// header occurs more than once (values are then joined with ",").
+// rawHeader looks name up in a header_map list, comparing names ASCII
+// case-insensitively (authz.EqualFoldASCII: a Unicode fold would let another
+// header match). It allocates only when the header occurs more than once
+// (values are then joined with ",").
 func rawHeader(hs []*corev3.HeaderValue, name string) (v string, ok bool) {
 	var joined []byte
 	for _, h := range hs {
-		if h == nil || !asciiEqualFold(h.GetKey(), name) {
+		if h == nil || !authz.EqualFoldASCII(h.GetKey(), name) {
 			continue
 		}
 		if !ok {
@@ -117,25 +117,6 @@ func headerValue(h *corev3.HeaderValue) string {
 	return h.GetValue()
 }
 
-// asciiEqualFold is strings.EqualFold restricted to ASCII: header names are
-// ASCII tokens, and Unicode folding (e.g. the Kelvin sign K matching "k")
-// must not make a different header match.
-func asciiEqualFold(s, lower string) bool {
-	if len(s) != len(lower) {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if c != lower[i] {
-			return false
-		}
-	}
-	return true
-}
-
 // requestID returns the id to correlate a decision with proxy logs: the
 // x-request-id header, else Envoy's stream id (attributes.request.http.id).
 func requestID(http *authv3.AttributeContext_HttpRequest) string {
@@ -143,13 +124,4 @@ func requestID(http *authv3.AttributeContext_HttpRequest) string {
 		return v
 	}
 	return http.GetId()
-}
-
-// pathWithoutQuery strips the query string and fragment: they may carry
-// secrets (tokens in query parameters) and must not reach logs.
-func pathWithoutQuery(p string) string {
-	if i := strings.IndexAny(p, "?#"); i >= 0 {
-		return p[:i]
-	}
-	return p
 }

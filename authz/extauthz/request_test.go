@@ -188,13 +188,3 @@ func TestRequestID(t *testing.T) {
 		}
 	}
 }
-
-func TestPathWithoutQuery(t *testing.T) {
-	for in, want := range map[string]string{
-		"/a/b?token=x": "/a/b", "/a#f?x": "/a", "/plain": "/plain", "?q": "", "": "",
-	} {
-		if got := pathWithoutQuery(in); got != want {
-			t.Errorf("pathWithoutQuery(%q) = %q, want %q", in, got, want)
-		}
-	}
-}

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/gatehouse-authz/gatehouse/authz"
+	"github.com/gatehouse-authz/gatehouse/authz/internal/adapter"
 )
 
 // Response header names and values. Envoy expects lower-case names.
@@ -21,7 +22,7 @@ const (
 	headerContentType     = "content-type"
 	headerWWWAuthenticate = "www-authenticate"
 	headerRetryAfter      = "retry-after"
-	contentTypeJSON       = "application/json"
+	headerAllow           = "allow"
 )
 
 // Keys of CheckResponse.dynamic_metadata (namespace
@@ -67,9 +68,7 @@ var (
 		RetryAfterSeconds: 1,
 	}
 	// badIdentityDecision answers an allow whose identity cannot be sent as
-	// header values (control characters or invalid UTF-8 in a claim).
-	// Forwarding such a value could split a header line upstream; dropping it
-	// would forward an unidentified request. Both are worse than a 401.
+	// header values (adapter.IdentitySendable).
 	badIdentityDecision = authz.InvalidClaims()
 )
 
@@ -100,9 +99,9 @@ type denyResponse struct {
 	status     rpcstatus.Status
 	denied     authv3.DeniedHttpResponse
 	httpStatus typev3.HttpStatus
-	opts       [4]corev3.HeaderValueOption
-	values     [4]corev3.HeaderValue
-	optPtrs    [4]*corev3.HeaderValueOption
+	opts       [5]corev3.HeaderValueOption
+	values     [5]corev3.HeaderValue
+	optPtrs    [5]*corev3.HeaderValueOption
 	meta       metadata
 }
 
@@ -137,7 +136,7 @@ func (m *metadata) add(key, s string) {
 // ok is false when an identity value cannot be sent as a header value.
 func allowCheckResponse(d *authz.Decision, names *identityHeaders) (resp *authv3.CheckResponse, ok bool) {
 	id := &d.Identity
-	if !authz.HeaderSafe(id.UserID) || !authz.HeaderSafe(id.ClientID) || !authz.HeaderSafe(id.Scope) {
+	if !adapter.IdentitySendable(id) {
 		return nil, false
 	}
 	b := new(allowResponse)
@@ -195,20 +194,19 @@ func denyCheckResponse(d *authz.Decision, realm string) *authv3.CheckResponse {
 	b.denied.Body = string(d.Body())
 
 	headers := b.optPtrs[:0]
-	headers = append(headers, setHeader(&b.opts[0], &b.values[0], headerContentType, contentTypeJSON))
-	if c := d.ChallengeHeader(realm); c != "" {
-		if !authz.HeaderSafe(c) {
-			// Only a misconfigured realm or scope name can get here; a bare
-			// challenge still tells the client which scheme to use.
-			c = "Bearer"
-		}
-		headers = append(headers, setHeader(&b.opts[1], &b.values[1], headerWWWAuthenticate, c))
+	headers = append(headers, setHeader(&b.opts[0], &b.values[0], headerContentType, adapter.ContentTypeJSON))
+	dh := adapter.DenyHeadersOf(d, realm)
+	if dh.Challenge != "" {
+		headers = append(headers, setHeader(&b.opts[1], &b.values[1], headerWWWAuthenticate, dh.Challenge))
 	}
-	if d.Status == http.StatusServiceUnavailable {
-		headers = append(headers, setHeader(&b.opts[2], &b.values[2], headerRetryAfter, d.RetryAfter()))
+	if dh.RetryAfter != "" {
+		headers = append(headers, setHeader(&b.opts[2], &b.values[2], headerRetryAfter, dh.RetryAfter))
 	}
-	if d.DecisionID != "" && authz.HeaderSafe(d.DecisionID) {
-		headers = append(headers, setHeader(&b.opts[3], &b.values[3], authz.DecisionIDHeader, d.DecisionID))
+	if dh.DecisionID != "" {
+		headers = append(headers, setHeader(&b.opts[3], &b.values[3], authz.DecisionIDHeader, dh.DecisionID))
+	}
+	if dh.Allow != "" {
+		headers = append(headers, setHeader(&b.opts[4], &b.values[4], headerAllow, dh.Allow))
 	}
 	b.denied.Headers = headers
 
@@ -235,21 +233,26 @@ func setHeader(opt *corev3.HeaderValueOption, v *corev3.HeaderValue, name, value
 }
 
 // normalizeDeny returns the decision to send for a non-allow: d itself when
-// it is well formed, else internalDecision (keeping d's identity for logs).
-// The body and headers must be valid UTF-8 for the response to marshal at
-// all; the status must be an HTTP error or Envoy would pass a 2xx/3xx to the
-// client with a deny body.
+// it is well formed, else internalDecision keeping d's identity and decision
+// id (adapter.NormalizeDeny). It differs from forwardauth's on purpose, in
+// two ways:
+//
+//   - Any HTTP error status (400–599) is sendable: Envoy sends
+//     denied_response's status to the client as is. A 2xx/3xx is not, or
+//     Envoy would pass it on with a deny body. forwardauth sends only 401,
+//     403 and 503, the statuses every forward-auth proxy reads alike.
+//   - Message and scope are made valid UTF-8: they go into proto3 string
+//     fields (body, WWW-Authenticate), whose marshalling fails otherwise.
+//     forwardauth writes bytes, and json.Marshal makes its body valid.
 func normalizeDeny(d authz.Decision) authz.Decision {
-	if d.Result == authz.Unavailable && d.Status == 0 {
-		d.Status = http.StatusServiceUnavailable
-	}
-	if d.Status < 400 || d.Status > 599 {
-		d = replaceDecision(d, internalDecision)
-	}
+	d = adapter.NormalizeDeny(d, httpError)
 	d.Message = validUTF8(d.Message)
 	d.Scope = validUTF8(d.Scope)
 	return d
 }
+
+// httpError reports whether status is a 4xx or 5xx.
+func httpError(status int) bool { return status >= 400 && status <= 599 }
 
 // grpcCode is the CheckResponse status for a deny. Envoy only looks at
 // OK/non-OK; the specific code is for logs and other clients, and follows
@@ -286,13 +289,4 @@ func validUTF8(s string) string {
 		return s
 	}
 	return strings.ToValidUTF8(s, "\uFFFD")
-}
-
-// replaceDecision returns with, keeping what d learnt of the caller and its
-// decision id: the adapter's own answer replaces the decision's outcome, not
-// its place in logs and traces.
-func replaceDecision(d, with authz.Decision) authz.Decision {
-	with.Identity = d.Identity
-	with.DecisionID = d.DecisionID
-	return with
 }

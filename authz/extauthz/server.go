@@ -2,6 +2,7 @@ package extauthz
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"strings"
 
@@ -9,14 +10,15 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/gatehouse-authz/gatehouse/authz"
+	"github.com/gatehouse-authz/gatehouse/authz/internal/adapter"
 	"github.com/gatehouse-authz/gatehouse/internal/logbudget"
 )
 
-// Default identity header names (DESIGN §4).
+// Default identity header names (docs/design.md#identity-headers).
 const (
-	DefaultUserIDHeader   = "x-auth-user-id"
-	DefaultClientIDHeader = "x-auth-client-id"
-	DefaultScopeHeader    = "x-auth-scope"
+	DefaultUserIDHeader   = adapter.DefaultUserIDHeader
+	DefaultClientIDHeader = adapter.DefaultClientIDHeader
+	DefaultScopeHeader    = adapter.DefaultScopeHeader
 )
 
 // Decider is authz.Decider. The Decision's DecisionID, when set, is logged,
@@ -34,7 +36,8 @@ type Options struct {
 	Realm string
 	// UserIDHeader, ClientIDHeader and ScopeHeader name the identity headers
 	// sent upstream on allow ("" selects the defaults x-auth-user-id,
-	// x-auth-client-id, x-auth-scope). Names are lower-cased.
+	// x-auth-client-id, x-auth-scope). Names are lower-cased; New panics on
+	// a name that is not an HTTP token.
 	UserIDHeader, ClientIDHeader, ScopeHeader string
 	// Logger receives one line per decision (nil discards), at the
 	// decision's level (authz.Decision.LogLevel): allows at Debug, denies at
@@ -60,7 +63,9 @@ type Server struct {
 	logs    *logbudget.Budget
 }
 
-// New returns a Server that asks d for decisions.
+// New returns a Server that asks d for decisions. It panics on an identity
+// header name that is not an HTTP token, as forwardauth.New does; gatehouse's
+// configuration refuses such names before.
 func New(d Decider, opts Options) *Server {
 	log := opts.Logger
 	if log == nil {
@@ -79,11 +84,14 @@ func New(d Decider, opts Options) *Server {
 	}
 }
 
-// headerName lower-cases a configured header name once, here, rather than per
-// request: Envoy matches lower-case names.
+// headerName returns a configured identity header name (adapter.HeaderName)
+// lower-cased once, here, rather than per request: Envoy matches lower-case
+// names. forwardauth canonicalises instead, because it writes net/http's
+// header map directly.
 func headerName(name, def string) string {
-	if name = strings.TrimSpace(name); name == "" {
-		return def
+	name, err := adapter.HeaderName(name, def)
+	if err != nil {
+		panic(fmt.Errorf("extauthz: %w", err))
 	}
 	return strings.ToLower(name)
 }
@@ -104,9 +112,7 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.C
 		d = s.decide(ctx, &r)
 	} else {
 		d = noHTTPDecision
-		if rec, ok := s.decider.(Recorder); ok {
-			rec.Record(ctx, &d)
-		}
+		adapter.Record(ctx, s.decider, &d)
 	}
 
 	if d.Allowed() && ctx.Err() != nil {
@@ -115,13 +121,13 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.C
 		// reach a client whose own timer has not fired yet (seen with
 		// grpc-go). A check that overran is answered like a directory that
 		// overran: 503, never an allow.
-		d = replaceDecision(d, lateDecision)
+		d = adapter.Replace(d, lateDecision)
 	}
 
 	var resp *authv3.CheckResponse
 	if d.Allowed() {
 		if resp, ok = allowCheckResponse(&d, &s.headers); !ok {
-			d = replaceDecision(d, badIdentityDecision)
+			d = adapter.Replace(d, badIdentityDecision)
 		}
 	}
 	if resp == nil {
@@ -136,30 +142,25 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.C
 }
 
 // decide calls the Decider, turning a panic into internalDecision so that
-// Check stays safe even where UnaryRecoverer is not installed.
+// Check stays safe even where UnaryRecoverer is not installed. Every panic
+// is recovered: unlike forwardauth, which passes net/http's
+// http.ErrAbortHandler on, there is nothing here that a panic should reach,
+// and an unrecovered one would end the process.
 func (s *Server) decide(ctx context.Context, r *authz.Request) (d authz.Decision) {
 	defer func() {
 		if p := recover(); p != nil {
-			logPanic(ctx, s.log, "Decide", p)
+			adapter.LogPanic(ctx, s.log, "Decide", p)
 			d = internalDecision
 		}
 	}()
 	return s.decider.Decide(ctx, r)
 }
 
-// logDecision writes the one line of a decision. It is only called when the
-// line is to be written, so that the attributes cost nothing otherwise.
+// logDecision writes the one line of a decision, with the attributes both
+// adapters log (adapter.DecisionAttrs). It is only called when the line is
+// to be written, so that the attributes cost nothing otherwise.
 func (s *Server) logDecision(ctx context.Context, level slog.Level, req *authv3.CheckRequest, r *authz.Request, d *authz.Decision) {
-	http := req.GetAttributes().GetRequest().GetHttp()
-	s.log.LogAttrs(ctx, level, "ext_authz decision",
-		slog.String("result", d.Result.String()),
-		slog.String("reason", string(d.Reason)),
-		slog.Int("status", d.Status),
-		slog.String("method", r.Method),
-		slog.String("path", pathWithoutQuery(r.Path)),
-		slog.String("user_id", d.Identity.UserID),
-		slog.String("client_id", d.Identity.ClientID),
-		slog.String("request_id", requestID(http)),
-		slog.String("decision_id", d.DecisionID),
-	)
+	var buf [9]slog.Attr
+	attrs := adapter.DecisionAttrs(buf[:0], r, d, requestID(req.GetAttributes().GetRequest().GetHttp()))
+	s.log.LogAttrs(ctx, level, "ext_authz decision", attrs...)
 }

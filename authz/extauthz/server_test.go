@@ -20,7 +20,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/gatehouse-authz/gatehouse/authz"
-	"github.com/gatehouse-authz/gatehouse/internal/logtest"
+	"github.com/gatehouse-authz/gatehouse/internal/testkit"
 	"github.com/gatehouse-authz/gatehouse/userstore"
 )
 
@@ -143,7 +143,7 @@ func checkResponse(t *testing.T, req *authv3.CheckRequest, resp *authv3.CheckRes
 		t.Errorf("body = %s, want %s", denied.GetBody(), want)
 	}
 	h := responseHeaders(t, denied.GetHeaders())
-	if h[headerContentType] != contentTypeJSON {
+	if h[headerContentType] != "application/json" {
 		t.Errorf("content-type = %q", h[headerContentType])
 	}
 	if h[headerWWWAuthenticate] != w.challenge {
@@ -481,7 +481,8 @@ type panickingAuthz struct {
 
 func (panickingAuthz) Check(context.Context, *authv3.CheckRequest) (*authv3.CheckResponse, error) {
 	var m map[string]int
-	m["x"]++ // nil map write: a runtime panic
+	//lint:ignore SA5000 the nil map write is the point: a runtime panic
+	m["x"]++
 	return nil, nil
 }
 
@@ -639,7 +640,7 @@ func TestCheckLogging(t *testing.T) {
 func TestCheckLoggingAtInfo(t *testing.T) {
 	var logs logBuffer
 	dir := newFakeDir()
-	srv := New(withID(newAuthorizer(t, dir)), Options{Logger: logtest.NewLoggerAt(&logs, slog.LevelInfo), LogLinesPerSecond: 3})
+	srv := New(withID(newAuthorizer(t, dir)), Options{Logger: testkit.NewLoggerAt(&logs, slog.LevelInfo), LogLinesPerSecond: 3})
 	req := loadFixture(t, "front_envoy_http1_get.json")
 	setAuthorization(req, "Bearer "+signToken(t, nil))
 	mustCheck(t, srv, req)
@@ -707,5 +708,28 @@ func TestCheckCollidingHeaderNames(t *testing.T) {
 	ok := mustCheck(t, srv, loadFixture(t, "istio_sidecar_http1_post.json")).GetOkResponse()
 	if got := upstreamHeaders(nil, ok)[DefaultUserIDHeader]; !slices.Equal(got, []string{"u1"}) {
 		t.Errorf("upstream %s = %v, want [u1]", DefaultUserIDHeader, got)
+	}
+}
+
+// TestNewRefusesBadHeaderName: an identity header name that is not an HTTP
+// token is refused when the Server is built, as forwardauth.New refuses it,
+// instead of being sent to Envoy; good names are trimmed and lower-cased.
+func TestNewRefusesBadHeaderName(t *testing.T) {
+	for _, bad := range []string{"X Auth", "X-Auth:", "X-Ä", "x-auth\r\nx-injected"} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("header name %q accepted", bad)
+				}
+			}()
+			New(allowAll, Options{ClientIDHeader: bad})
+		}()
+	}
+	srv := New(decide(authz.Decision{Result: authz.Allow, Reason: authz.ReasonAllowed, Status: 200,
+		Identity: authz.Identity{UserID: "u1", ClientID: "c1"}}),
+		Options{UserIDHeader: " X-Remote-User "})
+	ok := mustCheck(t, srv, loadFixture(t, "istio_sidecar_http1_post.json")).GetOkResponse()
+	if got := responseHeaders(t, ok.GetHeaders()); got["x-remote-user"] != "u1" {
+		t.Errorf("headers = %v, want x-remote-user: u1", got)
 	}
 }

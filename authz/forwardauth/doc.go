@@ -1,7 +1,10 @@
 // Package forwardauth serves gatehouse's decision over plain HTTP, for the
 // proxies whose external authorisation speaks HTTP rather than gRPC: Envoy's
 // ext_authz http_service, nginx auth_request, ingress-nginx (auth-url),
-// Traefik forwardAuth and Caddy forward_auth.
+// Traefik forwardAuth and Caddy forward_auth. What it shares with the gRPC
+// adapter (identity header names, making a deny sendable, the deny headers,
+// the decision log line, panic logging) lives in authz/internal/adapter;
+// where the two differ, a comment at both places says why.
 //
 // Each request to the handler is one check. The handler finds the original
 // request's method, path and host, asks the Decider, and answers:
@@ -12,6 +15,9 @@
 //     x-envoy-auth-headers-to-remove so that Envoy deletes a client-sent copy);
 //   - deny: 401 or 403 with the JSON body {"detail":"..."}, content-type
 //     application/json and the same WWW-Authenticate as the gRPC adapter;
+//     under the 2026.08 profile, 405 with an Allow header for a method the
+//     route does not serve (403 in the X-Original-* mode: nginx turns any
+//     status but 401 and 403 into a 500);
 //   - could not decide (directory down, internal error): 503 with
 //     Retry-After. A 5xx is an error to every supported proxy, so the proxy's
 //     failure setting applies; all the examples fail closed.

@@ -20,6 +20,8 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"go.yaml.in/yaml/v3"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
 // readYAML decodes one example file (the first document) into v.
@@ -100,7 +102,7 @@ func TestEnvoyExample(t *testing.T) {
 	if got := exactNames(t, hs.GetAuthorizationResponse().GetAllowedUpstreamHeaders()); !slices.Equal(got, identityNames) {
 		t.Errorf("allowed_upstream_headers %v, want %v", got, identityNames)
 	}
-	if hs.GetAuthorizationRequest().GetAllowedHeaders() != nil {
+	if hasField(t, hs.GetAuthorizationRequest(), "allowed_headers") {
 		t.Error("uses the deprecated authorization_request.allowed_headers")
 	}
 	for _, h := range []string{"x-original-uri", "x-original-url", "x-original-method", "x-forwarded-uri", "x-forwarded-method"} {
@@ -108,6 +110,19 @@ func TestEnvoyExample(t *testing.T) {
 			t.Errorf("disallowed_headers lets %s through", h)
 		}
 	}
+}
+
+// hasField reports whether m sets the field named name. It reads the field
+// by reflection so that checking that a deprecated field is unset needs no
+// deprecated accessor; a misspelt name fails the test rather than passing.
+func hasField(t *testing.T, m proto.Message, name protoreflect.Name) bool {
+	t.Helper()
+	r := m.ProtoReflect()
+	fd := r.Descriptor().Fields().ByName(name)
+	if fd == nil {
+		t.Fatalf("%s has no field %s", r.Descriptor().FullName(), name)
+	}
+	return r.Has(fd)
 }
 
 // exactNames returns the exact patterns of a list matcher.

@@ -7,13 +7,13 @@ import (
 	"log/slog"
 	"net/http"
 	"net/textproto"
-	"runtime"
-	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/gatehouse-authz/gatehouse/authz"
+	"github.com/gatehouse-authz/gatehouse/authz/internal/adapter"
 	"github.com/gatehouse-authz/gatehouse/internal/logbudget"
 )
 
@@ -75,7 +75,8 @@ var (
 	// Decision cannot be expressed with the statuses this handler sends.
 	internalDecision = authz.InternalError()
 	// badIdentityDecision answers an allow whose identity cannot be sent as
-	// header values, exactly as the gRPC adapter does.
+	// header values (adapter.IdentitySendable), exactly as the gRPC adapter
+	// does.
 	badIdentityDecision = authz.InvalidClaims()
 )
 
@@ -116,7 +117,7 @@ func New(d Decider, opts Options) http.Handler {
 		timeout:    opts.Timeout,
 		log:        opts.Logger,
 		logs:       logbudget.New(opts.LogLinesPerSecond),
-		jsonType:   []string{contentTypeJSON},
+		jsonType:   []string{adapter.ContentTypeJSON},
 		zeroLength: []string{"0"},
 	}
 	if h.timeout == 0 {
@@ -126,9 +127,9 @@ func New(d Decider, opts Options) http.Handler {
 		h.log = slog.New(slog.DiscardHandler)
 	}
 	for i, n := range [3]struct{ name, def string }{
-		{opts.UserIDHeader, defaultUserHeader},
-		{opts.ClientIDHeader, defaultClientHeader},
-		{opts.ScopeHeader, defaultScopeHeader},
+		{opts.UserIDHeader, adapter.DefaultUserIDHeader},
+		{opts.ClientIDHeader, adapter.DefaultClientIDHeader},
+		{opts.ScopeHeader, adapter.DefaultScopeHeader},
 	} {
 		name, err := headerName(n.name, n.def)
 		if err != nil {
@@ -142,26 +143,16 @@ func New(d Decider, opts Options) http.Handler {
 	return h
 }
 
-// headerName returns the canonical form of a configured header name.
+// headerName returns a configured identity header name (adapter.HeaderName)
+// in canonical form, the key net/http's header map uses: the handler writes
+// the map directly. extauthz lower-cases instead, because Envoy matches
+// lower-case names.
 func headerName(name, def string) (string, error) {
-	if name = strings.TrimSpace(name); name == "" {
-		return def, nil
-	}
-	for i := 0; i < len(name); i++ {
-		if !isTokenChar(name[i]) {
-			return "", fmt.Errorf("forwardauth: identity header name %q is not an HTTP token", name)
-		}
+	name, err := adapter.HeaderName(name, def)
+	if err != nil {
+		return "", fmt.Errorf("forwardauth: %w", err)
 	}
 	return textproto.CanonicalMIMEHeaderKey(name), nil
-}
-
-// isTokenChar reports whether c may appear in an RFC 9110 token.
-func isTokenChar(c byte) bool {
-	switch {
-	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		return true
-	}
-	return strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
 }
 
 // removeList builds the x-envoy-auth-headers-to-remove value for a set of
@@ -181,7 +172,7 @@ func (h *handler) removeList(absent int) []string {
 			}
 		}
 		lower := strings.ToLower(n)
-		if !set && !contains(names, lower) {
+		if !set && !slices.Contains(names, lower) {
 			names = append(names, lower)
 		}
 	}
@@ -189,15 +180,6 @@ func (h *handler) removeList(absent int) []string {
 		return nil
 	}
 	return []string{strings.Join(names, ",")}
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // ServeHTTP answers one check. See the package comment for the contract.
@@ -208,19 +190,17 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		d = h.decide(r.Context(), &req)
 	} else {
 		d = badRequestDecision
-		if rec, ok := h.decider.(authz.Recorder); ok {
-			rec.Record(r.Context(), &d)
-		}
+		adapter.Record(r.Context(), h.decider, &d)
 	}
 
 	allowed := false
 	if d.Allowed() {
 		if allowed = h.writeAllow(w, &d); !allowed {
-			d = replaced(badIdentityDecision, &d)
+			d = adapter.Replace(d, badIdentityDecision)
 		}
 	}
 	if !allowed {
-		d = normalizeDeny(d)
+		d = normalizeDeny(d, m)
 		h.writeDeny(w, r, &d)
 	}
 
@@ -230,7 +210,10 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // decide calls the Decider within the timeout, turning a panic into
-// internalDecision.
+// internalDecision. Unlike extauthz's, it passes http.ErrAbortHandler on:
+// that panic is net/http's way to abort a response, and net/http recovers
+// it by dropping the connection, so the proxy gets no answer and its failure
+// setting applies (all the examples fail closed). gRPC has no such panic.
 func (h *handler) decide(ctx context.Context, req *authz.Request) (d authz.Decision) {
 	if h.timeout > 0 {
 		var cancel context.CancelFunc
@@ -242,7 +225,7 @@ func (h *handler) decide(ctx context.Context, req *authz.Request) (d authz.Decis
 			if errors.Is(asError(p), http.ErrAbortHandler) {
 				panic(p)
 			}
-			h.logPanic(ctx, p)
+			adapter.LogPanic(ctx, h.log, "Decide", p)
 			d = internalDecision
 		}
 	}()
@@ -259,12 +242,10 @@ func asError(p any) error {
 // nothing, when an identity value cannot be sent as a header value.
 func (h *handler) writeAllow(w http.ResponseWriter, d *authz.Decision) bool {
 	id := &d.Identity
-	values := [3]string{id.UserID, id.ClientID, id.Scope}
-	for _, v := range values {
-		if !authz.HeaderSafe(v) {
-			return false
-		}
+	if !adapter.IdentitySendable(id) {
+		return false
 	}
+	values := [3]string{id.UserID, id.ClientID, id.Scope}
 	hdr := w.Header()
 	// One allocation holds the three header values; each header gets a
 	// full slice of one element, so an append elsewhere cannot overwrite
@@ -290,27 +271,24 @@ func (h *handler) writeAllow(w http.ResponseWriter, d *authz.Decision) bool {
 	return true
 }
 
-// writeDeny sends a 401, 403 or 503 with its JSON body (none for HEAD, but
+// writeDeny sends a 401, 403, 405 or 503 with its JSON body (none for HEAD, but
 // the same Content-Length). d must have passed normalizeDeny.
 func (h *handler) writeDeny(w http.ResponseWriter, r *http.Request, d *authz.Decision) {
 	body := d.Body()
 	hdr := w.Header()
 	hdr[hdrContentType] = h.jsonType
-	if c := d.ChallengeHeader(h.realm); c != "" {
-		if !authz.HeaderSafe(c) {
-			// Only a misconfigured realm or scope name can get here; a bare
-			// challenge still tells the client which scheme to use.
-			c = "Bearer"
-		}
-		hdr[hdrWWWAuthenticate] = []string{c}
+	dh := adapter.DenyHeadersOf(d, h.realm)
+	if dh.Challenge != "" {
+		hdr[hdrWWWAuthenticate] = []string{dh.Challenge}
 	}
-	if d.Status == http.StatusServiceUnavailable {
-		hdr[hdrRetryAfter] = []string{d.RetryAfter()}
+	if dh.RetryAfter != "" {
+		hdr[hdrRetryAfter] = []string{dh.RetryAfter}
 	}
-	// The decision id lets support find this denial in the decision logs,
-	// as the gRPC adapter's x-gatehouse-decision-id does.
-	if d.DecisionID != "" && authz.HeaderSafe(d.DecisionID) {
-		hdr[hdrDecisionID] = []string{d.DecisionID}
+	if dh.DecisionID != "" {
+		hdr[hdrDecisionID] = []string{dh.DecisionID}
+	}
+	if dh.Allow != "" {
+		hdr[hdrAllow] = []string{dh.Allow}
 	}
 	hdr[hdrContentLength] = []string{strconv.Itoa(len(body))}
 	w.WriteHeader(d.Status)
@@ -319,65 +297,48 @@ func (h *handler) writeDeny(w http.ResponseWriter, r *http.Request, d *authz.Dec
 	}
 }
 
-// normalizeDeny returns the decision to send for a non-allow: d itself when
-// its status is one this handler sends (401, 403, 503), else
-// internalDecision keeping d's identity and decision id for the log.
-func normalizeDeny(d authz.Decision) authz.Decision {
-	if d.Result == authz.Unavailable && d.Status == 0 {
-		d.Status = http.StatusServiceUnavailable
+// normalizeDeny returns the decision to send for a non-allow, the original
+// request having been described in mode m: d itself when its status is one
+// this handler sends, else internalDecision keeping d's identity and decision
+// id (adapter.NormalizeDeny). It differs from extauthz's on purpose: only
+// 401, 403, 405 and 503 are sent, the statuses the forward-auth proxies read
+// alike, where Envoy's gRPC denied_response sends any 4xx or 5xx to the
+// client as is. nginx auth_request (X-Original-* mode) allows on any 2xx and
+// turns statuses other than 401 and 403 into a 500, so there a 405 (a
+// method the route does not serve, 2026.08 profile) is sent as a 403 with
+// the same detail: still a refusal, without a server error for the client.
+// Strings are not made valid UTF-8 here, as they are for gRPC's proto3
+// fields: the body goes through json.Marshal and the challenge through
+// authz.HeaderSafe.
+func normalizeDeny(d authz.Decision, m mode) authz.Decision {
+	if d.Status == http.StatusMethodNotAllowed && m == modeOriginal {
+		d.Status = http.StatusForbidden
 	}
-	switch d.Status {
-	case http.StatusUnauthorized, http.StatusForbidden, http.StatusServiceUnavailable:
-		return d
-	}
-	return replaced(internalDecision, &d)
+	return adapter.NormalizeDeny(d, sendable)
 }
 
-// replaced returns by, keeping what old's log line needs: identity and
-// decision id.
-func replaced(by authz.Decision, old *authz.Decision) authz.Decision {
-	by.Identity = old.Identity
-	by.DecisionID = old.DecisionID
-	return by
+// sendable reports whether a deny may have status: 401, 403, 405 or 503.
+func sendable(status int) bool {
+	switch status {
+	case http.StatusUnauthorized, http.StatusForbidden, http.StatusMethodNotAllowed, http.StatusServiceUnavailable:
+		return true
+	}
+	return false
 }
 
-// logDecision writes the one line of a check. It is only called when the line
-// is to be written, so that the attributes cost nothing otherwise.
+// logDecision writes the one line of a check: the mode, the attributes both
+// adapters log (adapter.DecisionAttrs) and, for a refused check, the problem
+// and the check's own path. It is only called when the line is to be
+// written, so that the attributes cost nothing otherwise.
 func (h *handler) logDecision(r *http.Request, level slog.Level, m mode, problem string, req *authz.Request, d *authz.Decision) {
-	attrs := make([]slog.Attr, 0, 12)
-	attrs = append(attrs,
-		slog.String("mode", m.String()),
-		slog.String("result", d.Result.String()),
-		slog.String("reason", string(d.Reason)),
-		slog.Int("status", d.Status),
-		slog.String("method", req.Method),
-		slog.String("path", pathWithoutQuery(req.Path)),
-		slog.String("user_id", d.Identity.UserID),
-		slog.String("client_id", d.Identity.ClientID),
-		slog.String("request_id", r.Header.Get(hdrRequestID)),
-	)
-	if d.DecisionID != "" {
-		attrs = append(attrs, slog.String("decision_id", d.DecisionID))
-	}
+	var buf [12]slog.Attr
+	attrs := append(buf[:0], slog.String("mode", m.String()))
+	attrs = adapter.DecisionAttrs(attrs, req, d, r.Header.Get(hdrRequestID))
 	if problem != "" {
 		attrs = append(attrs,
 			slog.String("problem", problem),
-			slog.String("check_path", pathWithoutQuery(r.RequestURI)),
+			slog.String("check_path", adapter.PathWithoutQuery(r.RequestURI)),
 		)
 	}
 	h.log.LogAttrs(r.Context(), level, "forward-auth decision", attrs...)
-}
-
-// logPanic logs a recovered panic without request data: runtime errors carry
-// none, other values might, so only their type is given.
-func (h *handler) logPanic(ctx context.Context, p any) {
-	desc := fmt.Sprintf("%T", p)
-	if e, ok := p.(runtime.Error); ok {
-		desc = e.Error()
-	}
-	h.log.LogAttrs(ctx, slog.LevelError, "panic recovered; request denied",
-		slog.String("where", "Decide"),
-		slog.String("panic", desc),
-		slog.String("stack", string(debug.Stack())),
-	)
 }

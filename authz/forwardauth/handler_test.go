@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/textproto"
 	"strconv"
 	"strings"
 	"testing"
@@ -15,11 +16,11 @@ import (
 
 	"github.com/gatehouse-authz/gatehouse/authz"
 	"github.com/gatehouse-authz/gatehouse/authz/extauthz"
-	"github.com/gatehouse-authz/gatehouse/internal/logtest"
+	"github.com/gatehouse-authz/gatehouse/internal/testkit"
 	"github.com/gatehouse-authz/gatehouse/userstore"
 )
 
-// decisionCase is one row of DESIGN §2 run through both adapters.
+// decisionCase is one row of the decision table (docs/design.md#decision-order) run through both adapters.
 type decisionCase struct {
 	name          string
 	method, path  string
@@ -464,7 +465,7 @@ func TestDecisionLog(t *testing.T) {
 
 	// At Info, as in production: allows are not logged, denies are.
 	var info logBuffer
-	h = New(newAuthorizer(t, testDirectory()), Options{Logger: logtest.NewLoggerAt(&info, slog.LevelInfo)})
+	h = New(newAuthorizer(t, testDirectory()), Options{Logger: testkit.NewLoggerAt(&info, slog.LevelInfo)})
 	check(h, "GET", "/check"+roomsPath, bearer(token))
 	if info.String() != "" {
 		t.Errorf("an allow was logged at Info: %s", info.String())
@@ -480,7 +481,7 @@ func TestDecisionLog(t *testing.T) {
 // a negative budget none.
 func TestDecisionLogBudget(t *testing.T) {
 	var logs logBuffer
-	h := New(newAuthorizer(t, testDirectory()), Options{Logger: logtest.NewLoggerAt(&logs, slog.LevelInfo), LogLinesPerSecond: 2})
+	h := New(newAuthorizer(t, testDirectory()), Options{Logger: testkit.NewLoggerAt(&logs, slog.LevelInfo), LogLinesPerSecond: 2})
 	for range 50 {
 		check(h, "GET", "/check"+roomsPath, bearer("forged"))
 	}
@@ -495,7 +496,7 @@ func TestDecisionLogBudget(t *testing.T) {
 	}
 
 	var none logBuffer
-	h = New(newAuthorizer(t, testDirectory()), Options{Logger: logtest.NewLoggerAt(&none, slog.LevelInfo), LogLinesPerSecond: -1})
+	h = New(newAuthorizer(t, testDirectory()), Options{Logger: testkit.NewLoggerAt(&none, slog.LevelInfo), LogLinesPerSecond: -1})
 	check(h, "GET", "/check"+roomsPath, bearer("forged"))
 	if none.String() != "" {
 		t.Errorf("a negative budget logged %s", none.String())
@@ -539,4 +540,37 @@ func TestRefusedChecksAreRecorded(t *testing.T) {
 		lines[1]["reason"] != string(authz.ReasonInternalError) {
 		t.Errorf("log lines %v", lines)
 	}
+}
+
+// TestDenyDecisionIDHeader: a deny carries its decision id in
+// authz.DecisionIDHeader, as the gRPC adapter's does, unless the id cannot
+// be a header value.
+func TestDenyDecisionIDHeader(t *testing.T) {
+	if hdrDecisionID != textproto.CanonicalMIMEHeaderKey(authz.DecisionIDHeader) {
+		t.Fatalf("hdrDecisionID %q is not authz.DecisionIDHeader %q", hdrDecisionID, authz.DecisionIDHeader)
+	}
+	for id, want := range map[string]string{"d-1": "d-1", "d\r\nX-Injected: 1": ""} {
+		h := New(decideFunc(func(context.Context, *authz.Request) authz.Decision {
+			return authz.Decision{Result: authz.Deny, Reason: authz.ReasonRouteDenied, Status: 403, Message: "m", DecisionID: id}
+		}), Options{})
+		w := check(h, "GET", "/check"+roomsPath, nil)
+		if w.Code != 403 || w.Header().Get(authz.DecisionIDHeader) != want {
+			t.Errorf("id %q: status %d, %s %q, want %q", id, w.Code, authz.DecisionIDHeader, w.Header().Get(authz.DecisionIDHeader), want)
+		}
+	}
+}
+
+// TestAbortHandlerPassedOn: net/http's http.ErrAbortHandler panic is not
+// turned into an answer: net/http drops the connection instead.
+func TestAbortHandlerPassedOn(t *testing.T) {
+	h := New(decideFunc(func(context.Context, *authz.Request) authz.Decision {
+		panic(http.ErrAbortHandler)
+	}), Options{})
+	defer func() {
+		if p := recover(); p != http.ErrAbortHandler {
+			t.Errorf("panic %v, want http.ErrAbortHandler", p)
+		}
+	}()
+	check(h, "GET", "/check"+roomsPath, nil)
+	t.Error("answered instead of aborting")
 }

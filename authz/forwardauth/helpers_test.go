@@ -16,8 +16,8 @@ import (
 
 	"github.com/gatehouse-authz/gatehouse/authz"
 	"github.com/gatehouse-authz/gatehouse/authz/routes"
-	"github.com/gatehouse-authz/gatehouse/internal/logtest"
-	"github.com/gatehouse-authz/gatehouse/internal/tokentest"
+	"github.com/gatehouse-authz/gatehouse/internal/testkit"
+	"github.com/gatehouse-authz/gatehouse/internal/testkit/tokentest"
 	"github.com/gatehouse-authz/gatehouse/userstore"
 )
 
@@ -213,9 +213,9 @@ func detail(tb testing.TB, body []byte) string {
 }
 
 // logBuffer collects JSON log lines; safe for concurrent writers.
-type logBuffer = logtest.Buffer
+type logBuffer = testkit.LogBuffer
 
-func newTestLogger(l *logBuffer) *slog.Logger { return logtest.NewLogger(l) }
+func newTestLogger(l *logBuffer) *slog.Logger { return testkit.NewLogger(l) }
 
 // testCtx bounds a test's network calls.
 func testCtx(tb testing.TB) context.Context {

@@ -14,7 +14,7 @@ import (
 
 	"github.com/gatehouse-authz/gatehouse/authz"
 	"github.com/gatehouse-authz/gatehouse/authz/routes"
-	"github.com/gatehouse-authz/gatehouse/internal/proxytest"
+	"github.com/gatehouse-authz/gatehouse/internal/testkit/proxytest"
 )
 
 // pathCase is one request that must not reach the backend through any

@@ -14,7 +14,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
-	"github.com/gatehouse-authz/gatehouse/internal/proxytest"
+	"github.com/gatehouse-authz/gatehouse/internal/testkit/proxytest"
 	"github.com/gatehouse-authz/gatehouse/userstore"
 )
 
@@ -384,7 +384,7 @@ http {
     server {
         listen %s;
 
-        location = /_external-auth-L2V4dGVybmFsLWFwaS8-Prefix {
+        location = /_external-auth-Lw-Prefix {
             internal;
             proxy_pass_request_body     off;
             proxy_set_header            Content-Length          "";
@@ -404,8 +404,8 @@ http {
             proxy_pass $target;
         }
 
-        location /external-api/ {
-            auth_request        /_external-auth-L2V4dGVybmFsLWFwaS8-Prefix;
+        location / {
+            auth_request        /_external-auth-Lw-Prefix;
             auth_request_set    $auth_cookie $upstream_http_set_cookie;
             add_header          Set-Cookie $auth_cookie;
 %s
@@ -437,8 +437,8 @@ func ingressAnnotations(t *testing.T) map[string]string {
 	}
 	readYAML(t, "ingress-nginx/ingress.yaml", &ing)
 	if ing.Kind != "Ingress" || len(ing.Spec.Rules) != 1 || len(ing.Spec.Rules[0].HTTP.Paths) != 1 ||
-		ing.Spec.Rules[0].HTTP.Paths[0].Path != "/external-api/" || ing.Spec.Rules[0].HTTP.Paths[0].PathType != "Prefix" {
-		t.Fatalf("the Ingress is not the /external-api/ Prefix ingress this test reproduces: %+v", ing)
+		ing.Spec.Rules[0].HTTP.Paths[0].Path != "/" || ing.Spec.Rules[0].HTTP.Paths[0].PathType != "Prefix" {
+		t.Fatalf("the Ingress is not the / Prefix ingress (every path) this test reproduces: %+v", ing)
 	}
 	a := ing.Metadata.Annotations
 	if !strings.HasSuffix(a["nginx.ingress.kubernetes.io/auth-url"], ":8080"+DefaultPathPrefix) {

@@ -11,26 +11,23 @@ import (
 // Header names, in the canonical form net/http stores request headers under,
 // so that lookups are plain map reads.
 const (
-	hdrAuthorization    = "Authorization"
-	hdrRequestID        = "X-Request-Id"
-	hdrTraceParent      = "Traceparent"
-	hdrTraceState       = "Tracestate"
-	hdrOriginalMethod   = "X-Original-Method"
-	hdrOriginalURI      = "X-Original-Uri"
-	hdrOriginalURL      = "X-Original-Url"
-	hdrForwardedMethod  = "X-Forwarded-Method"
-	hdrForwardedURI     = "X-Forwarded-Uri"
-	hdrForwardedHost    = "X-Forwarded-Host"
-	hdrContentType      = "Content-Type"
-	hdrContentLength    = "Content-Length"
-	hdrWWWAuthenticate  = "Www-Authenticate"
-	hdrRetryAfter       = "Retry-After"
-	hdrDecisionID       = "X-Gatehouse-Decision-Id" // authz.DecisionIDHeader, canonical
-	hdrEnvoyAuthRemove  = "X-Envoy-Auth-Headers-To-Remove"
-	contentTypeJSON     = "application/json"
-	defaultUserHeader   = "X-Auth-User-Id"
-	defaultClientHeader = "X-Auth-Client-Id"
-	defaultScopeHeader  = "X-Auth-Scope"
+	hdrAuthorization   = "Authorization"
+	hdrRequestID       = "X-Request-Id"
+	hdrTraceParent     = "Traceparent"
+	hdrTraceState      = "Tracestate"
+	hdrOriginalMethod  = "X-Original-Method"
+	hdrOriginalURI     = "X-Original-Uri"
+	hdrOriginalURL     = "X-Original-Url"
+	hdrForwardedMethod = "X-Forwarded-Method"
+	hdrForwardedURI    = "X-Forwarded-Uri"
+	hdrForwardedHost   = "X-Forwarded-Host"
+	hdrContentType     = "Content-Type"
+	hdrContentLength   = "Content-Length"
+	hdrWWWAuthenticate = "Www-Authenticate"
+	hdrRetryAfter      = "Retry-After"
+	hdrAllow           = "Allow"
+	hdrDecisionID      = "X-Gatehouse-Decision-Id" // authz.DecisionIDHeader, canonical
+	hdrEnvoyAuthRemove = "X-Envoy-Auth-Headers-To-Remove"
 )
 
 // mode says how the original request was described to the handler.
@@ -292,13 +289,4 @@ func authorization(v []string) string {
 	default:
 		return strings.Join(v, ",")
 	}
-}
-
-// pathWithoutQuery strips the query string and fragment: they may carry
-// secrets (tokens in query parameters) and must not reach logs.
-func pathWithoutQuery(p string) string {
-	if i := strings.IndexAny(p, "?#"); i >= 0 {
-		return p[:i]
-	}
-	return p
 }

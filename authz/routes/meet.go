@@ -1,5 +1,7 @@
 package routes
 
+import "strings"
+
 // MeetTableName is the name of the built-in table for Meet's external API.
 const MeetTableName = "meet"
 
@@ -16,7 +18,9 @@ const MeetPrefix = "/external-api/"
 //	     /external-api/v1.0/application/token.{fmt}  same, format suffix
 //	/external-api/v1.0/rooms/, rooms.{fmt}           GET, HEAD rooms:list; POST rooms:create
 //	/external-api/v1.0/rooms/{id}/, rooms/{id}.{fmt} GET, HEAD rooms:retrieve
-//	either rooms route, any other method             403 Unknown action (after authentication)
+//	either rooms route, any other method             403 Unknown action (after authentication);
+//	                                                 under the 2026.08 profile, 405 with Allow
+//	                                                 (OPTIONS excepted: DRF serves it; see Table.Allow)
 //	anything else under /external-api/               403 Unknown action (after authentication)
 //	anything else                                    authentication, no scope
 //
@@ -42,6 +46,11 @@ func Meet() *Table {
 	room.setAction(mGET, "rooms:retrieve")
 	room.setAction(mHEAD, "rooms:retrieve")
 
+	// What DRF's router serves on them (RoomViewSet: list, create,
+	// retrieve), in DRF's order: any other method is a 405 under 2026.08.
+	rooms.allow = drfAllow(&rooms)
+	room.allow = drfAllow(&room)
+
 	token := route{
 		kind:    matchDRFList,
 		pattern: api + "application/token",
@@ -60,4 +69,17 @@ func Meet() *Table {
 func (r *route) setAction(m method, scope string) {
 	r.actions[m] = scope
 	r.hasAction[m] = true
+}
+
+// drfAllow is the Allow header DRF sends for a viewset route: the methods
+// with an action, HEAD where GET has one, and OPTIONS, in the order of
+// Django's View.http_method_names.
+func drfAllow(r *route) string {
+	var names []string
+	for _, m := range [...]method{mGET, mPOST, mPUT, mPATCH, mDELETE, mHEAD, mOPTIONS} {
+		if r.hasAction[m] || m == mOPTIONS || (m == mHEAD && r.hasAction[mGET]) {
+			names = append(names, methodNames[m])
+		}
+	}
+	return strings.Join(names, ", ")
 }

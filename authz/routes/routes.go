@@ -1,5 +1,5 @@
 // Package routes maps requests to what their route requires: public, a scope
-// per method, an unknown action, or plain authentication (DESIGN §2 steps 0
+// per method, an unknown action, or plain authentication (docs/design.md steps R, 0
 // and 12–14). It holds the built-in table for Meet's external API and the
 // loader for routes files.
 //
@@ -188,6 +188,11 @@ type route struct {
 	actions   [nMethods]string
 	hasAction [nMethods]bool
 	byAction  bool
+	// allow, when set, is the Allow header of the route as the backend
+	// serves it (a Django REST framework route: its mapped methods, HEAD
+	// with GET, and OPTIONS). A method outside it is one the backend does
+	// not route: 405 under the 2026.08 profile (authz.MethodPolicy).
+	allow string
 }
 
 func (r *route) matches(path string) bool {
@@ -273,6 +278,34 @@ func (t *Table) Match(req *authz.Request) authz.Rule {
 		return authz.Rule{Refuse: refuse}
 	}
 	return t.match(parseMethod(req.Method), path)
+}
+
+// Allow implements authz.MethodPolicy: the Allow header of the route req
+// matches when that route is one the backend serves with a fixed set of
+// methods (Meet's rooms routes) and req's method is not among them. OPTIONS
+// is always served (DRF's metadata action), so it gets "".
+func (t *Table) Allow(req *authz.Request) string {
+	path, refuse := authz.RouteTarget(req)
+	if refuse != authz.RefuseNone {
+		return ""
+	}
+	return t.allowFor(parseMethod(req.Method), path)
+}
+
+// allowFor is Allow for a decoded path: the first route that matches
+// decides, as in match.
+func (t *Table) allowFor(m method, path string) string {
+	for i := range t.routes {
+		r := &t.routes[i]
+		if !r.methods.has(m) || !r.matches(path) {
+			continue
+		}
+		if r.allow == "" || m == mOPTIONS || (r.byAction && r.hasAction[m]) {
+			return ""
+		}
+		return r.allow
+	}
+	return ""
 }
 
 // match finds the rule of a decoded path.

@@ -65,6 +65,27 @@ func Resolve(spec string) (*Set, error) {
 // Default returns the table used when a request names none.
 func (s *Set) Default() *Table { return s.def }
 
+// Allow implements authz.MethodPolicy, following the same table as Match:
+// "" when a gatehouse.scope extension decides, or an unknown table is named.
+func (s *Set) Allow(req *authz.Request) string {
+	path, refuse := authz.RouteTarget(req)
+	if refuse != authz.RefuseNone {
+		return ""
+	}
+	t := s.def
+	if ext := req.ContextExtensions; len(ext) > 0 {
+		if scope := strings.TrimSpace(ext[ExtScope]); scope != "" {
+			return ""
+		}
+		if name, ok := ext[ExtTable]; ok {
+			if t = s.byName[name]; t == nil {
+				return ""
+			}
+		}
+	}
+	return t.allowFor(parseMethod(req.Method), path)
+}
+
 // Match implements authz.Policy. A request authz.RouteTarget refuses is
 // refused whatever the extensions say. Otherwise a gatehouse.scope extension
 // wins over path matching; a gatehouse.routes extension picks the table. An

@@ -17,6 +17,8 @@ import (
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/gatehouse-authz/gatehouse/internal/testkit/proc"
 )
 
 // requestTimeout bounds one check: gatehouse answers within its Redis
@@ -24,7 +26,7 @@ import (
 const requestTimeout = 2 * time.Second
 
 // gatehouse settings of the run: caches short enough that every phase sees
-// them expire, and the README's bounds derived from them (see bounds).
+// them expire, and the documented bounds derived from them (see bounds).
 const (
 	ghCacheTTL         = 4 * time.Second
 	ghNegativeTTL      = 500 * time.Millisecond
@@ -50,7 +52,7 @@ type target struct {
 	name     string
 	dep      *deployment
 	w        *writer
-	gh       *proc
+	gh       *proc.Process
 	conn     *grpc.ClientConn
 	auth     authv3.AuthorizationClient
 	httpBase string
@@ -114,7 +116,7 @@ func (lw *logWatch) line(target int) func(string) {
 }
 
 // startGatehouse runs bin against d and connects the load clients.
-func startGatehouse(ctx context.Context, ps *procs, bin string, idx int, d *deployment, w *writer, lw *logWatch) (*target, error) {
+func startGatehouse(ctx context.Context, ps *proc.Group, bin string, idx int, d *deployment, w *writer, lw *logWatch) (*target, error) {
 	env := []string{
 		"PATH=" + os.Getenv("PATH"),
 		"GATEHOUSE_JWT_SECRET=" + jwtSecret,
@@ -126,6 +128,8 @@ func startGatehouse(ctx context.Context, ps *procs, bin string, idx int, d *depl
 		"GATEHOUSE_CACHE_NEGATIVE_TTL=" + ghNegativeTTL.String(),
 		"GATEHOUSE_CACHE_STALE_IF_ERROR=" + ghStaleIfError.String(),
 		"GATEHOUSE_SHUTDOWN_TIMEOUT=" + ghShutdownTimeout.String(),
+		// The sigterm phase's model expects the graceful stop at once.
+		"GATEHOUSE_DRAIN_PERIOD=0s",
 		"GATEHOUSE_LOG_LEVEL=info",
 		"GATEHOUSE_LOG_RATE=20",
 	}
@@ -139,16 +143,16 @@ func startGatehouse(ctx context.Context, ps *procs, bin string, idx int, d *depl
 		return rec.GRPC, true
 	}
 	name := "gatehouse-" + d.kind.String()
-	p, err := ps.start(ctx, name, bin, []string{"serve"}, env, ready, lw.line(idx))
+	p, err := ps.Start(ctx, name, command(bin, []string{"serve"}, env), readyTimeout, ready, lw.line(idx))
 	if err != nil {
 		return nil, err
 	}
 	if !strings.HasPrefix(httpAddr, "127.0.0.1:") {
 		return nil, fmt.Errorf("%s: forward-auth listener %q, want 127.0.0.1:PORT", name, httpAddr)
 	}
-	conn, err := grpc.NewClient(p.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(p.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
-		return nil, fmt.Errorf("dial %s: %w", p.addr, err)
+		return nil, fmt.Errorf("dial %s: %w", p.Addr(), err)
 	}
 	t := &target{idx: idx, name: d.kind.String(), dep: d, w: w, gh: p, conn: conn,
 		auth: authv3.NewAuthorizationClient(conn), httpBase: "http://" + httpAddr,

@@ -13,7 +13,7 @@
 // killed, a Cluster master killed.
 //
 // Every answer is checked against what the directory said when it was
-// asked (model.go), allowing for the README's cache bounds: an allow for a
+// asked (model.go), allowing for the documented cache bounds: an allow for a
 // user whose record was not active within the bound is a wrongful allow; a
 // 503 for a user whose record was readable (its shard answering, the key
 // well-typed) from a recovery allowance before the request to its answer is
@@ -42,6 +42,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/gatehouse-authz/gatehouse/internal/testkit/proc"
 )
 
 // redisLog hands go-redis's log lines to slog.
@@ -165,9 +167,9 @@ func run(ctx context.Context, log *slog.Logger, out io.Writer, p params) (failed
 
 	ctx, cancel := context.WithTimeout(ctx, pl.Deadline)
 	defer cancel()
-	ps := &procs{dir: dir}
+	ps := &proc.Group{Dir: dir}
 	defer func() {
-		ps.stopAll()
+		ps.StopAll()
 		if p.Logs != "" {
 			copyLogs(log, dir, p.Logs)
 		}

@@ -9,6 +9,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/gatehouse-authz/gatehouse/internal/testkit/proc"
 )
 
 // flipEvery is the pause between two flips (each flip user changes every
@@ -20,7 +22,7 @@ type runner struct {
 	log  *slog.Logger
 	clk  clock
 	plan plan
-	ps   *procs
+	ps   *proc.Group
 	pop  *population
 
 	deps    [3]*deployment
@@ -52,7 +54,7 @@ type event struct {
 
 func (r *runner) setup(ctx context.Context, redisBin, ghBin string) error {
 	var g errgroup.Group
-	starts := [3]func(context.Context, *procs, string) (*deployment, error){startStandalone, startSentinel, startCluster}
+	starts := [3]func(context.Context, *proc.Group, string) (*deployment, error){startStandalone, startSentinel, startCluster}
 	for k, start := range starts {
 		g.Go(func() error {
 			d, err := start(ctx, r.ps, redisBin)
@@ -348,7 +350,7 @@ func (r *runner) sigterm(ctx context.Context) error {
 	}
 	// stopAt is set first: every check sent from now on may be refused.
 	tg.stopAt.Store(int64(r.clk.now()))
-	if err := tg.gh.signal(syscall.SIGTERM); err != nil {
+	if err := tg.gh.Signal(syscall.SIGTERM); err != nil {
 		return err
 	}
 	r.event("gatehouse got SIGTERM")
@@ -363,7 +365,7 @@ func (r *runner) sigterm(ctx context.Context) error {
 	}
 	d.model.outageEnd(0, r.clk.now())
 	r.event("redis resumed")
-	code, err := tg.gh.waitExit(ghShutdownTimeout + 3*time.Second)
+	code, err := tg.gh.WaitExit(ghShutdownTimeout + 3*time.Second)
 	switch {
 	case err != nil:
 		r.fail("gatehouse did not stop: %v", err)
@@ -372,7 +374,7 @@ func (r *runner) sigterm(ctx context.Context) error {
 	default:
 		r.event("gatehouse exited 0")
 	}
-	r.ps.forget(tg.gh)
+	r.ps.Forget(tg.gh)
 	return sleep(ctx, 300*time.Millisecond)
 }
 

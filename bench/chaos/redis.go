@@ -13,10 +13,11 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/gatehouse-authz/gatehouse/internal/freeport"
+	"github.com/gatehouse-authz/gatehouse/internal/testkit"
+	"github.com/gatehouse-authz/gatehouse/internal/testkit/proc"
 )
 
-// gatehouse's Redis schema with the default prefix (README, "Redis schema").
+// gatehouse's Redis schema with the default prefix (docs/directory.md#redis-schema).
 const (
 	keyPrefix = "gatehouse:user:"
 	channel   = "gatehouse:invalidate"
@@ -34,7 +35,7 @@ const (
 // redisNode is one redis-server (data node or sentinel) the driver owns,
 // restartable on its port.
 type redisNode struct {
-	ps   *procs
+	ps   *proc.Group
 	bin  string
 	name string
 	dir  string
@@ -44,7 +45,7 @@ type redisNode struct {
 	extra func() ([]string, error)
 	// sentinelConf, when set, runs a sentinel from this file.
 	sentinelConf func(port int) (string, error)
-	cur          *proc
+	cur          *proc.Process
 	client       *redis.Client // a plain client to this node (probes, setup)
 	bus          int           // cluster bus port
 }
@@ -52,8 +53,8 @@ type redisNode struct {
 func (n *redisNode) addr() string { return "127.0.0.1:" + strconv.Itoa(n.port) }
 
 // newRedisNode prepares a node with its own directory; launch starts it.
-func newRedisNode(ps *procs, bin, name string) (*redisNode, error) {
-	dir := filepath.Join(ps.dir, name)
+func newRedisNode(ps *proc.Group, bin, name string) (*redisNode, error) {
+	dir := filepath.Join(ps.Dir, name)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
@@ -67,7 +68,7 @@ func (n *redisNode) launch(ctx context.Context) error {
 	var last error
 	for range 5 {
 		if !restart {
-			port, err := freeport.Loopback()
+			port, err := testkit.FreePort()
 			if err != nil {
 				return err
 			}
@@ -99,8 +100,8 @@ func (n *redisNode) launch(ctx context.Context) error {
 			}
 			return "", strings.Contains(line, "Ready to accept connections")
 		}
-		p, err := n.ps.start(ctx, fmt.Sprintf("%s-%d", n.name, n.runs), n.bin, args,
-			[]string{"PATH=" + os.Getenv("PATH")}, ready, nil)
+		p, err := n.ps.Start(ctx, fmt.Sprintf("%s-%d", n.name, n.runs),
+			command(n.bin, args, []string{"PATH=" + os.Getenv("PATH")}), readyTimeout, ready, nil)
 		if err == nil {
 			n.cur = p
 			if n.client == nil {
@@ -127,7 +128,7 @@ func (n *redisNode) kill() error {
 	if n.cur == nil {
 		return nil
 	}
-	err := n.ps.kill(n.cur)
+	err := n.ps.Kill(n.cur)
 	n.cur = nil
 	return err
 }
@@ -136,7 +137,7 @@ func (n *redisNode) signal(sig syscall.Signal) error {
 	if n.cur == nil {
 		return fmt.Errorf("%s is not running", n.name)
 	}
-	return n.cur.signal(sig)
+	return n.cur.Signal(sig)
 }
 
 func (n *redisNode) close() {
@@ -291,7 +292,7 @@ const (
 	driverIOTimeout   = time.Second
 )
 
-func startStandalone(ctx context.Context, ps *procs, bin string) (*deployment, error) {
+func startStandalone(ctx context.Context, ps *proc.Group, bin string) (*deployment, error) {
 	n, err := newRedisNode(ps, bin, "redis")
 	if err != nil {
 		return nil, err
@@ -306,7 +307,7 @@ func startStandalone(ctx context.Context, ps *procs, bin string) (*deployment, e
 	return d, nil
 }
 
-func startSentinel(ctx context.Context, ps *procs, bin string) (*deployment, error) {
+func startSentinel(ctx context.Context, ps *proc.Group, bin string) (*deployment, error) {
 	d := &deployment{kind: sentinel}
 	var err error
 	if d.master, err = newRedisNode(ps, bin, "sentinel-master"); err != nil {
@@ -390,7 +391,7 @@ func (d *deployment) sentinelFailedOver(ctx context.Context) bool {
 // create --cluster-replicas 1` does). cluster-require-full-coverage is off,
 // so that while one shard is down the others keep answering: a 503 for a
 // user of a live shard is then gatehouse's own doing.
-func startCluster(ctx context.Context, ps *procs, bin string) (*deployment, error) {
+func startCluster(ctx context.Context, ps *proc.Group, bin string) (*deployment, error) {
 	const n = 3
 	d := &deployment{kind: cluster}
 	var all []*redisNode
@@ -404,7 +405,7 @@ func startCluster(ctx context.Context, ps *procs, bin string) (*deployment, erro
 			return d, err
 		}
 		node.extra = func() ([]string, error) {
-			p, err := freeport.Loopback()
+			p, err := testkit.FreePort()
 			if err != nil {
 				return nil, err
 			}
@@ -517,6 +518,7 @@ func (d *deployment) clusterFailedOver(ctx context.Context, shard int) bool {
 		if i == shard {
 			continue
 		}
+		//lint:ignore SA1019 CLUSTER SLOTS is what go-redis's ClusterClient routes by, so it is what a failover must have updated
 		slots, err := m.client.ClusterSlots(ctx).Result()
 		if err != nil {
 			return false

@@ -22,9 +22,10 @@ const (
 	kColdActive
 	// kDisabled: records with active=0.
 	kDisabled
-	// kHotUnknown, kColdUnknown: no record.
-	kHotUnknown
-	kColdUnknown
+	// kHotUnknown, kColdUnknown: no record. They are only ever reached by
+	// counting up to nKinds.
+	kHotUnknown  //lint:ignore U1000 reached by counting up to nKinds
+	kColdUnknown //lint:ignore U1000 reached by counting up to nKinds
 	// kFlip: records the driver disables and enables over and over,
 	// publishing each change on the invalidation channel.
 	kFlip

@@ -12,9 +12,9 @@ import (
 
 	"github.com/gatehouse-authz/gatehouse/authz"
 	"github.com/gatehouse-authz/gatehouse/bench/workload"
-	"github.com/gatehouse-authz/gatehouse/internal/config"
-	"github.com/gatehouse-authz/gatehouse/internal/redistest"
+	"github.com/gatehouse-authz/gatehouse/internal/testkit/redistest"
 	"github.com/gatehouse-authz/gatehouse/server"
+	"github.com/gatehouse-authz/gatehouse/userstore/redisstore"
 )
 
 const (
@@ -35,9 +35,9 @@ func startGatehouse(tb testing.TB) *grpc.ClientConn {
 	if _, err := pipe.Exec(ctx); err != nil {
 		tb.Fatalf("seed users: %v", err)
 	}
-	cfg := config.Default()
-	cfg.JWTSecret = config.Secret(secret)
-	cfg.RedisURL = rs.URL()
+	cfg := server.DefaultConfig()
+	cfg.JWT.Secret = []byte(secret)
+	cfg.Redis = &redisstore.ClientConfig{URL: rs.URL()}
 	cfg.GRPCAddr = "127.0.0.1:0"
 	cfg.OpsAddr = "127.0.0.1:0"
 	cfg.HTTPAddr = "" // gRPC only

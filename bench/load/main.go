@@ -41,6 +41,7 @@ import (
 
 	"github.com/gatehouse-authz/gatehouse/authz"
 	"github.com/gatehouse-authz/gatehouse/bench/workload"
+	"github.com/gatehouse-authz/gatehouse/internal/testkit/proc"
 )
 
 // params are the knobs of one load run.
@@ -187,7 +188,7 @@ func envDuration(key string, def time.Duration) time.Duration {
 // target is one server under test.
 type target struct {
 	name    string
-	proc    *proc
+	proc    *proc.Process
 	clients *clients
 }
 
@@ -207,9 +208,9 @@ func run(ctx context.Context, log *slog.Logger, p params) error {
 		return fmt.Errorf("temp dir: %w", err)
 	}
 	defer os.RemoveAll(dir)
-	ps := &procs{dir: dir}
+	ps := &proc.Group{Dir: dir}
 	defer func() {
-		ps.stopAll()
+		ps.StopAll()
 		if p.KeepLogs != "" {
 			keepLogs(log, dir, p.KeepLogs)
 		}
@@ -229,25 +230,26 @@ func run(ctx context.Context, log *slog.Logger, p params) error {
 		res.CacheBound = &cb
 	}
 
-	redisProc, err := ps.startRedis(ctx, p.RedisServer)
+	redisProc, err := startRedis(ctx, ps, p.RedisServer)
 	if err != nil {
 		return err
 	}
-	rdb := newRedis(redisProc.addr)
+	rdb := newRedis(redisProc.Addr())
 	defer rdb.Close()
 	if err := seedUsers(ctx, rdb, p.Users); err != nil {
 		return err
 	}
-	log.Info("redis seeded", "addr", redisProc.addr, "users", p.Users)
+	log.Info("redis seeded", "addr", redisProc.Addr(), "users", p.Users)
 
 	env := []string{
 		"PATH=" + os.Getenv("PATH"),
 		"GATEHOUSE_JWT_SECRET=" + benchSecret,
-		"GATEHOUSE_REDIS_URL=redis://" + redisProc.addr + "/0",
+		"GATEHOUSE_REDIS_URL=redis://" + redisProc.Addr() + "/0",
 		"GATEHOUSE_GRPC_ADDR=127.0.0.1:0",
 		"GATEHOUSE_OPS_ADDR=127.0.0.1:0",
 		"GATEHOUSE_HTTP_ADDR=", // gRPC only: no forward-auth listener on :8080
 		"GATEHOUSE_LOG_LEVEL=info",
+		"GATEHOUSE_DRAIN_PERIOD=0s", // stop at once when the run ends
 	}
 	env = append(env, p.ServerEnv...)
 	jwt := authz.JWTConfig{Secret: []byte(benchSecret), Algorithm: authz.DefaultAlgorithm, Issuer: authz.DefaultIssuer}
@@ -305,27 +307,27 @@ func (r *results) write(log *slog.Logger, dir string) error {
 // with every request of w once (unmeasured: the distinct scenario then
 // measures a steady state, not a cold start), and measures every
 // concurrency, alternating the servers within each round.
-func runScenario(ctx context.Context, log *slog.Logger, p params, ps *procs, env []string, redisProc *proc, rdb *redis.Client, w *workload.Workload) ([]*row, error) {
-	gh, err := ps.start(ctx, "gatehouse-"+w.Name, p.Gatehouse, []string{"serve"}, env, jsonListening)
+func runScenario(ctx context.Context, log *slog.Logger, p params, ps *proc.Group, env []string, redisProc *proc.Process, rdb *redis.Client, w *workload.Workload) ([]*row, error) {
+	gh, err := ps.Start(ctx, "gatehouse-"+w.Name, command(p.Gatehouse, []string{"serve"}, env), readyTimeout, jsonListening, nil)
 	if err != nil {
 		return nil, err
 	}
-	noop, err := ps.start(ctx, "noop-"+w.Name, p.Noop, []string{"--addr", "127.0.0.1:0"}, append([]string{"PATH=" + os.Getenv("PATH")}, p.ServerEnv...), textListening)
+	noop, err := ps.Start(ctx, "noop-"+w.Name, command(p.Noop, []string{"--addr", "127.0.0.1:0"}, append([]string{"PATH=" + os.Getenv("PATH")}, p.ServerEnv...)), readyTimeout, textListening, nil)
 	if err != nil {
 		return nil, err
 	}
-	defer ps.stop(gh, noop)
+	defer ps.Stop(gh, noop)
 	targets := []*target{{name: "gatehouse", proc: gh}, {name: "noop", proc: noop}}
 	for _, t := range targets {
-		if t.clients, err = dial(t.proc.addr, p.Conns); err != nil {
+		if t.clients, err = dial(t.proc.Addr(), p.Conns); err != nil {
 			return nil, err
 		}
 		defer t.clients.close()
 	}
-	log.Info("servers ready", "scenario", w.Name, "gatehouse", gh.addr, "noop", noop.addr, "gatehouse_pid", gh.pid(), "noop_pid", noop.pid())
+	log.Info("servers ready", "scenario", w.Name, "gatehouse", gh.Addr(), "noop", noop.Addr(), "gatehouse_pid", gh.Pid(), "noop_pid", noop.Pid())
 	// Every process of the benchmark, to tell their CPU from the rest of
 	// the machine's.
-	ours := []int{0, redisProc.pid(), gh.pid(), noop.pid()}
+	ours := []int{0, redisProc.Pid(), gh.Pid(), noop.Pid()}
 
 	for _, t := range targets {
 		if err := prime(ctx, t.clients, w, wantCode(t, w)); err != nil {
@@ -365,7 +367,7 @@ func wantCode(t *target, w *workload.Workload) int32 {
 // measure runs one bounded load run against t and returns what the client
 // and /proc saw during its measured window.
 func measure(ctx context.Context, p params, rdb *redis.Client, t *target, w *workload.Workload, want int32, c int, ours []int) (measurement, error) {
-	pid := t.proc.pid()
+	pid := t.proc.Pid()
 	var (
 		cpu0, self0, busy0, ours0 time.Duration
 		redis0                    int64

@@ -1,146 +1,30 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"time"
 
-	"github.com/gatehouse-authz/gatehouse/internal/freeport"
+	"github.com/gatehouse-authz/gatehouse/internal/testkit"
+	"github.com/gatehouse-authz/gatehouse/internal/testkit/proc"
 )
 
-const (
-	readyTimeout = 15 * time.Second
-	stopTimeout  = 5 * time.Second
-)
+// readyTimeout bounds a child's start-up.
+const readyTimeout = 15 * time.Second
 
-// proc is one child process the driver owns: a server under test or Redis.
-type proc struct {
-	name   string
-	cmd    *exec.Cmd
-	addr   string // the address it serves on, once ready
-	log    string // path of its captured output
-	exited chan struct{}
-}
-
-// procs tracks every child so that all of them are stopped on exit.
-type procs struct {
-	mu  sync.Mutex
-	all []*proc
-	dir string
-}
-
-// start runs bin with args and env, capturing stdout and stderr to a log
-// file in p.dir. ready reads the output line by line and returns the served
-// address when it sees it; start waits for it at most readyTimeout.
-func (ps *procs) start(ctx context.Context, name, bin string, args, env []string, ready func(line string) (string, bool)) (*proc, error) {
-	logPath := filepath.Join(ps.dir, name+".log")
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		return nil, fmt.Errorf("%s: create log: %w", name, err)
-	}
-	pr, pw := io.Pipe()
+// command builds the command for a child with exactly env as its environment.
+func command(bin string, args, env []string) *exec.Cmd {
 	cmd := exec.Command(bin, args...)
 	cmd.Env = env
-	cmd.Stdout = pw
-	cmd.Stderr = pw
-	setProcAttr(cmd)
-	if err := cmd.Start(); err != nil {
-		logFile.Close()
-		return nil, fmt.Errorf("%s: exec %s: %w", name, bin, err)
-	}
-	p := &proc{name: name, cmd: cmd, log: logPath, exited: make(chan struct{})}
-	ps.mu.Lock()
-	ps.all = append(ps.all, p)
-	ps.mu.Unlock()
-	go func() {
-		_ = cmd.Wait()
-		pw.Close()
-		close(p.exited)
-	}()
-
-	addrc := make(chan string, 1)
-	go func() {
-		defer logFile.Close()
-		sc := bufio.NewScanner(pr)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		found := false
-		for sc.Scan() {
-			line := sc.Text()
-			fmt.Fprintln(logFile, line)
-			if !found {
-				if a, ok := ready(line); ok {
-					found = true
-					addrc <- a
-				}
-			}
-		}
-		_, _ = io.Copy(logFile, pr) // a line too long for the scanner
-	}()
-
-	timer := time.NewTimer(readyTimeout)
-	defer timer.Stop()
-	select {
-	case p.addr = <-addrc:
-		return p, nil
-	case <-p.exited:
-		return nil, fmt.Errorf("%s exited during start-up; see %s", name, logPath)
-	case <-timer.C:
-		return nil, fmt.Errorf("%s not ready after %s; see %s", name, readyTimeout, logPath)
-	case <-ctx.Done():
-		return nil, fmt.Errorf("%s: start-up: %w", name, context.Cause(ctx))
-	}
+	return cmd
 }
-
-// stopAll sends SIGTERM to every child still running, waits a bound, then
-// kills what is left. It is safe to call more than once.
-func (ps *procs) stopAll() {
-	ps.mu.Lock()
-	all := ps.all
-	ps.all = nil
-	ps.mu.Unlock()
-	terminate(all)
-}
-
-// terminate sends SIGTERM to procs and kills those still running after
-// stopTimeout.
-func terminate(all []*proc) {
-	for _, p := range all {
-		_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	}
-	deadline := time.After(stopTimeout)
-	for _, p := range all {
-		select {
-		case <-p.exited:
-		case <-deadline:
-			_ = p.cmd.Process.Kill()
-			<-p.exited
-		}
-	}
-}
-
-// stop stops the given children (SIGTERM, then SIGKILL after a bound) and
-// forgets them.
-func (ps *procs) stop(stop ...*proc) {
-	ps.mu.Lock()
-	ps.all = slices.DeleteFunc(ps.all, func(p *proc) bool { return slices.Contains(stop, p) })
-	ps.mu.Unlock()
-	terminate(stop)
-}
-
-func (p *proc) pid() int { return p.cmd.Process.Pid }
 
 // jsonListening recognises gatehouse's start-up log line
 // {"msg":"listening","grpc":"127.0.0.1:PORT",...}.
@@ -170,18 +54,18 @@ func redisReady(addr string) func(string) (string, bool) {
 
 // startRedis launches a private redis-server on a random loopback port, no
 // persistence.
-func (ps *procs) startRedis(ctx context.Context, bin string) (*proc, error) {
+func startRedis(ctx context.Context, ps *proc.Group, bin string) (*proc.Process, error) {
 	var last error
 	for range 5 {
-		port, err := freeport.Loopback()
+		port, err := testkit.FreePort()
 		if err != nil {
 			return nil, err
 		}
 		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-		p, err := ps.start(ctx, "redis", bin, []string{
+		p, err := ps.Start(ctx, "redis", command(bin, []string{
 			"--port", strconv.Itoa(port), "--bind", "127.0.0.1",
-			"--save", "", "--appendonly", "no", "--dir", ps.dir,
-		}, []string{"PATH=" + os.Getenv("PATH")}, redisReady(addr))
+			"--save", "", "--appendonly", "no", "--dir", ps.Dir,
+		}, []string{"PATH=" + os.Getenv("PATH")}), readyTimeout, redisReady(addr), nil)
 		if err == nil {
 			return p, nil
 		}

@@ -10,7 +10,7 @@ import (
 	"strings"
 
 	"github.com/gatehouse-authz/gatehouse/internal/config"
-	"github.com/gatehouse-authz/gatehouse/server"
+	"github.com/gatehouse-authz/gatehouse/userstore/redisstore"
 )
 
 // Exit codes.
@@ -24,6 +24,9 @@ const (
 type env struct {
 	stdout, stderr io.Writer
 	lookup         config.LookupFunc
+	// environ lists the environment as KEY=VALUE pairs (os.Environ), to
+	// find GATEHOUSE_* variables no setting reads; nil: none.
+	environ func() []string
 }
 
 // command is one subcommand.
@@ -40,6 +43,7 @@ func commands() []command {
 		{"check", "send one CheckRequest and print the decision (exit 0 allow, 1 deny, 2 error)", runCheck},
 		{"users", "manage the users of the Redis directory (put, enable, disable, delete, get, import, export)", runUsers},
 		{"apps", "manage the applications of the Redis directory (same commands as users)", runApps},
+		{"directory", "print the SQL of the revocation trigger for Meet's database (directory sql)", runDirectoryCmd},
 		{"version", "print the version", runVersion},
 	}
 }
@@ -47,7 +51,11 @@ func commands() []command {
 // run dispatches args to a subcommand and returns the exit code.
 func run(ctx context.Context, args []string, e env) int {
 	if len(args) == 0 {
-		return fail(e, errors.New("no command given (serve, token, check, version; see gatehouse help)"))
+		var names []string
+		for _, c := range commands() {
+			names = append(names, c.name)
+		}
+		return fail(e, fmt.Errorf("no command given (%s; see gatehouse help)", strings.Join(names, ", ")))
 	}
 	// go-redis prints its own pool errors ("failed to dial") as bare lines
 	// on stderr unless given a logger, and it holds the logger in a
@@ -55,7 +63,7 @@ func run(ctx context.Context, args []string, e env) int {
 	// create a Redis client ("users", "apps"). Its lines are at debug, below
 	// this logger's level: those commands report a Redis failure themselves,
 	// on one line. serve routes it again, to the logger it configures.
-	server.RouteRedisLogs(slog.New(slog.NewJSONHandler(e.stderr, nil)))
+	redisstore.RouteLogs(slog.New(slog.NewJSONHandler(e.stderr, nil)))
 	name, rest := args[0], args[1:]
 	switch name {
 	case "help", "-h", "-help", "--help":
@@ -109,4 +117,29 @@ func parseFlags(e env, fs *flag.FlagSet, args []string) (code int, ok bool) {
 		return fail(e, fmt.Errorf("%s: %w", strings.TrimPrefix(fs.Name(), "gatehouse "), err)), false
 	}
 	return 0, true
+}
+
+// warnUnknownVariables calls warn for every GATEHOUSE_* variable of the
+// environment that no setting reads: a misspelt variable
+// (GATEHOUSE_JWT_SECRT) would otherwise leave its setting at the default
+// without a word.
+func warnUnknownVariables(e env, warn func(config.UnknownVariable)) {
+	if e.environ == nil {
+		return
+	}
+	for _, v := range config.UnknownVariables(e.environ()) {
+		warn(v)
+	}
+}
+
+// warnUnknownVariablesOnStderr is warnUnknownVariables for the commands
+// without a logger: one line each on stderr, which scripts do not parse.
+func warnUnknownVariablesOnStderr(e env) {
+	warnUnknownVariables(e, func(v config.UnknownVariable) {
+		hint := ""
+		if v.Suggestion != "" {
+			hint = " (did you mean " + v.Suggestion + "?)"
+		}
+		fmt.Fprintf(e.stderr, "gatehouse: warning: %s is not a setting and is ignored%s\n", v.Name, hint)
+	})
 }

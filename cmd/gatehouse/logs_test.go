@@ -7,15 +7,14 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/gatehouse-authz/gatehouse/internal/freeport"
-	"github.com/gatehouse-authz/gatehouse/internal/testfile"
+	"github.com/gatehouse-authz/gatehouse/internal/testkit"
 )
 
 // closedPort returns a loopback address nothing listens on: a Redis or an
 // OTLP collector that is down.
 func closedPort(t *testing.T) string {
 	t.Helper()
-	port, err := freeport.Loopback()
+	port, err := testkit.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +48,7 @@ func TestUsersCommandPrintsNoBareRedisLines(t *testing.T) {
 func TestServeLogsLibraryErrorsAsJSON(t *testing.T) {
 	const otlpSecret = "otlp-credential-4f1d"
 	env := baseEnv(
-		"GATEHOUSE_JWT_SECRET_FILE="+testfile.Write(t, "secret", "logs-test-secret-0123456789abcdef\n"),
+		"GATEHOUSE_JWT_SECRET_FILE="+testkit.WriteFile(t, "secret", "logs-test-secret-0123456789abcdef\n"),
 		"GATEHOUSE_REDIS_URL=redis://"+closedPort(t)+"/0",
 		"GATEHOUSE_GRPC_ADDR=127.0.0.1:0",
 		"GATEHOUSE_OPS_ADDR=127.0.0.1:0",

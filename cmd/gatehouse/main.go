@@ -9,7 +9,7 @@
 //	gatehouse version         print the version
 //
 // The command is thin: it parses arguments and calls the packages that do
-// the work (internal/config, server, authz).
+// the work (internal/config, server, userstore/redisstore, authz).
 package main
 
 import (
@@ -27,7 +27,7 @@ func main() {
 		<-ctx.Done()
 		stop()
 	}()
-	code := run(ctx, os.Args[1:], env{stdout: os.Stdout, stderr: os.Stderr, lookup: os.LookupEnv})
+	code := run(ctx, os.Args[1:], env{stdout: os.Stdout, stderr: os.Stderr, lookup: os.LookupEnv, environ: os.Environ})
 	stop()
 	os.Exit(code)
 }

@@ -19,7 +19,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-authz/gatehouse/authz"
-	"github.com/gatehouse-authz/gatehouse/internal/testfile"
+	"github.com/gatehouse-authz/gatehouse/internal/testkit"
 	"github.com/gatehouse-authz/gatehouse/userstore"
 )
 
@@ -63,8 +63,8 @@ func TestMain(m *testing.M) {
 // of the machine running the tests leaks in.
 func baseEnv(extra ...string) []string {
 	// The forward-auth listener defaults to :8080: keep tests on loopback
-	// ports of their own.
-	return append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.TempDir(), "GATEHOUSE_HTTP_ADDR=127.0.0.1:0"}, extra...)
+	// ports of their own. No drain period: SIGTERM stops at once.
+	return append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.TempDir(), "GATEHOUSE_HTTP_ADDR=127.0.0.1:0", "GATEHOUSE_DRAIN_PERIOD=0s"}, extra...)
 }
 
 // result is a finished subprocess.
@@ -245,8 +245,8 @@ func TestDevServeAndCheck(t *testing.T) {
 func TestServeTokenCheck(t *testing.T) {
 	const user = "3f2504e0-4f89-11d3-9a0c-0305e82c3301"
 	env := baseEnv(
-		"GATEHOUSE_JWT_SECRET_FILE="+testfile.Write(t, "secret", "operator-secret-0123456789abcdef-xyz\n"),
-		"GATEHOUSE_USERS_FILE="+testfile.Write(t, "users.yaml", "- {id: "+user+", active: true}\n"),
+		"GATEHOUSE_JWT_SECRET_FILE="+testkit.WriteFile(t, "secret", "operator-secret-0123456789abcdef-xyz\n"),
+		"GATEHOUSE_USERS_FILE="+testkit.WriteFile(t, "users.yaml", "- {id: "+user+", active: true}\n"),
 		"GATEHOUSE_GRPC_ADDR=127.0.0.1:0",
 		"GATEHOUSE_OPS_ADDR=127.0.0.1:0",
 		"GATEHOUSE_LOG_FORMAT=text",
@@ -356,7 +356,7 @@ func assertOneLineError(t *testing.T, r result, want string) {
 
 func TestServeRefusals(t *testing.T) {
 	secret := "GATEHOUSE_JWT_SECRET=refusal-test-secret-0123456789abcdef"
-	users := "GATEHOUSE_USERS_FILE=" + testfile.Write(t, "users.json", `[]`)
+	users := "GATEHOUSE_USERS_FILE=" + testkit.WriteFile(t, "users.json", `[]`)
 	busy, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -9,7 +9,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/gatehouse-authz/gatehouse/authz"
@@ -17,6 +20,7 @@ import (
 	"github.com/gatehouse-authz/gatehouse/internal/telemetry"
 	"github.com/gatehouse-authz/gatehouse/server"
 	"github.com/gatehouse-authz/gatehouse/userstore"
+	"github.com/gatehouse-authz/gatehouse/userstore/redisstore"
 )
 
 // The demo directory of serve --dev: fixed, obviously fake ids, so that
@@ -61,22 +65,29 @@ func runServe(ctx context.Context, e env, args []string) int {
 	if err := cfg.Validate(); err != nil {
 		return fail(e, err)
 	}
+	sc, err := cfg.ServerConfig()
+	if err != nil {
+		return fail(e, err)
+	}
 
 	logger := newLogger(cfg, e.stderr)
 	// go-redis and OpenTelemetry log through process-wide hooks, from their
 	// own goroutines: point them at this logger once, before the server
 	// creates its Redis client and tracer provider, so that every line the
 	// process writes is structured.
-	server.RouteRedisLogs(logger)
+	redisstore.RouteLogs(logger)
 	telemetry.RouteOTelErrors(logger)
 	ver, rev := buildVersion()
 	opts.Build = telemetry.BuildInfo{Version: ver, Commit: rev}
-	srv, err := server.New(ctx, cfg, logger, opts)
+	srv, err := server.New(ctx, sc, logger, opts)
 	if err != nil {
 		// Only this line: a refused start is one line on stderr.
-		return fail(e, err)
+		return fail(e, config.SettingError(err))
 	}
 	logger.Info("starting gatehouse", "version", versionString(), "config", cfg)
+	warnUnknownVariables(e, func(v config.UnknownVariable) {
+		logger.Warn("unknown GATEHOUSE_ variable ignored", "variable", v.Name, "did_you_mean", v.Suggestion)
+	})
 	if cfg.Dev {
 		logger.Warn("development mode: not for production", "random_secret", generated, "demo_users", demo)
 	}
@@ -85,6 +96,21 @@ func runServe(ctx context.Context, e env, args []string) int {
 			logger.Warn("could not print the development banner", "error", err.Error())
 		}
 	}
+	// SIGHUP reloads the routes file, the users file and the TLS files now
+	// (they are also reloaded when they change, and checked periodically).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				srv.Reload()
+			}
+		}
+	}()
 	if err := srv.Serve(ctx); err != nil {
 		logger.Error("server failed", "error", err.Error())
 		fmt.Fprintf(e.stderr, "gatehouse: %s\n", strings.ReplaceAll(err.Error(), "\n", " "))

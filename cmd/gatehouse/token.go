@@ -34,6 +34,7 @@ func runToken(_ context.Context, e env, args []string) int {
 	if err := b.Finish(); err != nil {
 		return fail(e, err)
 	}
+	warnUnknownVariablesOnStderr(e)
 	switch {
 	case spec.UserID == "":
 		return fail(e, errors.New("token: --user-id is required"))

@@ -17,7 +17,6 @@ import (
 
 	"github.com/gatehouse-authz/gatehouse/authz"
 	"github.com/gatehouse-authz/gatehouse/internal/config"
-	"github.com/gatehouse-authz/gatehouse/server"
 	"github.com/gatehouse-authz/gatehouse/userstore"
 	"github.com/gatehouse-authz/gatehouse/userstore/redisstore"
 )
@@ -154,6 +153,13 @@ func runDirectory(ctx context.Context, e env, kind userstore.Kind, args []string
 	if err := b.Finish(); err != nil {
 		return fail(e, err)
 	}
+	warnUnknownVariablesOnStderr(e)
+	if cfg.DirectoryOrigin != "" {
+		// Redis holds only the origin's cached answers, which expire: a
+		// record written there would be overwritten, or shadow the record.
+		return fail(e, fmt.Errorf("%s %s: the directory of record is GATEHOUSE_DIRECTORY_ORIGIN (%s), not Redis: change the %s there; Redis holds only its cached answers, which expire by themselves (GATEHOUSE_REDIS_CACHE_TTL)",
+			noun, sub, redisstore.RedactURL(cfg.DirectoryOrigin), noun))
+	}
 	if err := cfg.ValidateRedis(); err != nil {
 		return fail(e, err)
 	}
@@ -163,9 +169,13 @@ func runDirectory(ctx context.Context, e env, kind userstore.Kind, args []string
 	if replicaWait < 0 {
 		return fail(e, fmt.Errorf("%s %s: --replica-wait %s is negative", noun, sub, replicaWait))
 	}
-	client, mode, err := server.NewRedisClient(cfg)
+	cc, err := cfg.RedisClientConfig()
 	if err != nil {
 		return fail(e, err)
+	}
+	client, mode, err := redisstore.NewUniversalClient(cc)
+	if err != nil {
+		return fail(e, fmt.Errorf("Redis: %w", err))
 	}
 	defer client.Close()
 	d := &dirCmd{

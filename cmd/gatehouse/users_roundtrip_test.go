@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gatehouse-authz/gatehouse/internal/redistest"
+	"github.com/gatehouse-authz/gatehouse/internal/testkit/redistest"
 	"github.com/gatehouse-authz/gatehouse/userstore"
 	"github.com/gatehouse-authz/gatehouse/userstore/redisstore"
 )

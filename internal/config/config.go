@@ -6,6 +6,19 @@
 // lookup function (os.LookupEnv in main, a map in tests), which keeps tests
 // hermetic. Secrets (the JWT key, the Redis password) are held in types and
 // printed through methods that redact them, so a Config can be logged whole.
+//
+// One table (settings.go) describes every setting: its variable, flag,
+// default, help text, whether empty is a value, and its owner. The flags,
+// the environment parsing, Default, the logged configuration (LogValue), the
+// help text and the unknown-variable check are derived from it; tests hold
+// docs/configuration.md's table and the Helm chart to it. Defaults and checks belong to
+// the components: the table takes each default from its owner's constant,
+// and ServerConfig hands the values to server.Config, whose Validate (and
+// redisstore's, for Redis) decides, SettingError giving its errors back the
+// variables' names.
+//
+// This package is the command's: only cmd/gatehouse imports it (and the
+// deployment checks' tests). It imports server, never the reverse.
 package config
 
 import (
@@ -14,15 +27,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/url"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/gatehouse-authz/gatehouse/authz"
-	"github.com/gatehouse-authz/gatehouse/authz/forwardauth"
-	"github.com/gatehouse-authz/gatehouse/internal/logbudget"
+	"github.com/gatehouse-authz/gatehouse/authz/extauthz"
+	"github.com/gatehouse-authz/gatehouse/server"
 )
 
 // LookupFunc looks up an environment variable; it has os.LookupEnv's
@@ -30,43 +41,21 @@ import (
 // unset one.
 type LookupFunc func(key string) (string, bool)
 
-// Defaults for the settings whose default is not the zero value.
+// Defaults the command owns: the --dev listeners and the log format. Every
+// other default is its component's (see the settings table).
 const (
-	DefaultGRPCAddr         = ":9000"
-	DefaultOpsAddr          = ":8081"
-	DefaultDevGRPCAddr      = "127.0.0.1:9000"
-	DefaultDevOpsAddr       = "127.0.0.1:8081"
-	DefaultHTTPAddr         = ":8080"
-	DefaultDevHTTPAddr      = "127.0.0.1:8080"
-	DefaultHTTPPathPrefix   = "/check"
-	DefaultCacheTTL         = 30 * time.Second
-	DefaultCacheNegativeTTL = 5 * time.Second
-	DefaultCacheSize        = 100000
-	DefaultCacheStale       = time.Minute
-	DefaultRedisPrefix      = "gatehouse:"
-	DefaultRedisTimeout     = 250 * time.Millisecond
-	DefaultShutdownTimeout  = 15 * time.Second
-	DefaultLogFormat        = "json"
-	DefaultUserIDFormat     = "uuid"
-	DefaultHeaderUserID     = "x-auth-user-id"
-	DefaultHeaderClientID   = "x-auth-client-id"
-	DefaultHeaderScope      = "x-auth-scope"
-	DefaultOTelSampleRatio  = 1.0
-	// DefaultGRPCMaxRecvSize is far above any CheckRequest a proxy sends,
-	// a body forwarded by Envoy's with_request_body included, so that
-	// gatehouse answers every request it can read (see GRPCMaxRecvSize).
-	DefaultGRPCMaxRecvSize = 64 << 20
-	// DefaultGRPCMaxConnectionIdle closes connections without a request
-	// for a while; Envoy reconnects on its next request.
-	DefaultGRPCMaxConnectionIdle = 5 * time.Minute
+	DefaultDevGRPCAddr = "127.0.0.1:9000"
+	DefaultDevOpsAddr  = "127.0.0.1:8081"
+	DefaultDevHTTPAddr = "127.0.0.1:8080"
+	DefaultLogFormat   = "json"
 )
 
-// Bounds of GATEHOUSE_GRPC_MAX_RECV_SIZE. Below gRPC's own default of 4 MiB,
-// ordinary requests would be refused with a gRPC error instead of being
-// decided; above 1 GiB one request could hold most of a pod's memory.
+// The identity headers' defaults, extauthz's (deployment checks compare
+// examples with them).
 const (
-	MinGRPCMaxRecvSize = 4 << 20
-	MaxGRPCMaxRecvSize = 1 << 30
+	DefaultHeaderUserID   = extauthz.DefaultUserIDHeader
+	DefaultHeaderClientID = extauthz.DefaultClientIDHeader
+	DefaultHeaderScope    = extauthz.DefaultScopeHeader
 )
 
 // Config is gatehouse's configuration. Build it with Parse (or Default and
@@ -130,6 +119,22 @@ type Config struct {
 	// in-memory directory.
 	UsersFile string
 
+	// DirectoryOrigin is the directory of record (postgres://,
+	// postgresql://, grpc://, grpcs://); empty: Redis or the users file is
+	// the directory. It may hold a password: it prints redacted.
+	// DirectoryOriginPasswordFile holds a postgres:// origin's password;
+	// DirectoryOriginCAFile a grpcs:// origin's CAs. DirectoryUserQuery and
+	// DirectoryAppQuery read the records of a postgres:// origin.
+	DirectoryOrigin             string
+	DirectoryOriginPasswordFile string
+	DirectoryOriginCAFile       string
+	DirectoryUserQuery          string
+	DirectoryAppQuery           string
+	// RedisCacheTTL and RedisCacheNegativeTTL are how long an origin's
+	// answers stay in Redis.
+	RedisCacheTTL         time.Duration
+	RedisCacheNegativeTTL time.Duration
+
 	// CacheTTL, CacheNegativeTTL and CacheSize configure the in-process cache
 	// in front of Redis; CacheStaleIfError is how long an expired entry may
 	// still be served while Redis cannot answer (0: never).
@@ -151,7 +156,7 @@ type Config struct {
 	// no scope.
 	Routes string
 	// CheckApplications checks the token's client_id against the directory's
-	// applications (DESIGN §2 step 9).
+	// applications (docs/design.md step 9).
 	CheckApplications bool
 
 	// LogLevel and LogFormat ("json" or "text") configure logging.
@@ -174,6 +179,14 @@ type Config struct {
 	// ShutdownTimeout bounds the graceful stop after SIGTERM; in-flight
 	// requests still running then are cut.
 	ShutdownTimeout time.Duration
+	// DrainPeriod is how long checks are still answered after SIGTERM,
+	// health NOT_SERVING, before the graceful stop.
+	DrainPeriod time.Duration
+	// TLSCertFile and TLSKeyFile turn TLS on for the gRPC and forward-auth
+	// listeners; TLSClientCAFile requires client certificates it signed.
+	TLSCertFile     string
+	TLSKeyFile      string
+	TLSClientCAFile string
 
 	// HeaderUserID, HeaderClientID and HeaderScope name the identity headers
 	// added to allowed requests (lower case).
@@ -194,35 +207,20 @@ type Config struct {
 	Dev bool
 }
 
-// Default returns the built-in defaults.
+// Default returns the built-in defaults: each setting's default of the
+// table, parsed as its variable would be.
 func Default() Config {
-	return Config{
-		GRPCAddr:          DefaultGRPCAddr,
-		OpsAddr:           DefaultOpsAddr,
-		HTTPAddr:          DefaultHTTPAddr,
-		HTTPPathPrefix:    DefaultHTTPPathPrefix,
-		JWTAlgorithm:      authz.DefaultAlgorithm,
-		JWTIssuer:         authz.DefaultIssuer,
-		RedisPrefix:       DefaultRedisPrefix,
-		RedisTimeout:      DefaultRedisTimeout,
-		CacheTTL:          DefaultCacheTTL,
-		CacheNegativeTTL:  DefaultCacheNegativeTTL,
-		CacheSize:         DefaultCacheSize,
-		TokenCacheSize:    authz.DefaultTokenCacheSize,
-		CacheStaleIfError: DefaultCacheStale,
-		UserIDFormat:      DefaultUserIDFormat,
-		LogLevel:          slog.LevelInfo,
-		LogRate:           logbudget.DefaultPerSecond,
-		LogFormat:         DefaultLogFormat,
-		ShutdownTimeout:   DefaultShutdownTimeout,
-		HeaderUserID:      DefaultHeaderUserID,
-		HeaderClientID:    DefaultHeaderClientID,
-		HeaderScope:       DefaultHeaderScope,
-		OTelSampleRatio:   DefaultOTelSampleRatio,
-
-		GRPCMaxRecvSize:       DefaultGRPCMaxRecvSize,
-		GRPCMaxConnectionIdle: DefaultGRPCMaxConnectionIdle,
+	var c Config
+	for _, s := range settings() {
+		if s.def == "" {
+			continue
+		}
+		if err := s.value(&c).Set(s.def); err != nil {
+			// The table is constant: TestDefaultsParse keeps it valid.
+			panic(fmt.Sprintf("config: default of %s: %v", s.env, err))
+		}
 	}
+	return c
 }
 
 // Group selects which settings a command accepts.
@@ -241,189 +239,6 @@ const (
 	// GroupAll is every setting.
 	GroupAll = GroupJWT | GroupServer | GroupRedis
 )
-
-// setting describes one configuration value: its flag, its environment
-// variable and where it lives in a Config.
-type setting struct {
-	flag  string
-	env   string
-	usage string
-	group Group
-	// keepEmpty: an environment variable set to "" sets the value to "";
-	// otherwise an empty variable counts as unset (the usual reading of
-	// "FOO=" in container manifests).
-	keepEmpty bool
-	value     func(c *Config) flag.Value
-}
-
-// settings is the table of every setting, in the order they are documented.
-// It is rebuilt per call so that no package state is shared.
-func settings() []setting {
-	return []setting{
-		{flag: "grpc-addr", env: "GATEHOUSE_GRPC_ADDR", group: GroupServer,
-			usage: "ext_authz gRPC listen `address` (host:port)",
-			value: func(c *Config) flag.Value { return stringValue{&c.GRPCAddr} }},
-		{flag: "ops-addr", env: "GATEHOUSE_OPS_ADDR", group: GroupServer,
-			usage: "ops HTTP listen `address` (/healthz, /readyz)",
-			value: func(c *Config) flag.Value { return stringValue{&c.OpsAddr} }},
-		{flag: "http-addr", env: "GATEHOUSE_HTTP_ADDR", group: GroupServer, keepEmpty: true,
-			usage: "HTTP forward-auth listen `address` (empty: no forward-auth listener)",
-			value: func(c *Config) flag.Value { return stringValue{&c.HTTPAddr} }},
-		{flag: "http-path-prefix", env: "GATEHOUSE_HTTP_PATH_PREFIX", group: GroupServer,
-			usage: "forward-auth `path` prefix (Envoy http_service path_prefix; the subrequest path of nginx, Traefik, Caddy)",
-			value: func(c *Config) flag.Value { return stringValue{&c.HTTPPathPrefix} }},
-		{flag: "jwt-secret", env: "GATEHOUSE_JWT_SECRET", group: GroupJWT,
-			usage: "HMAC `key` of delegation tokens (prefer --jwt-secret-file: flags show in ps)",
-			value: func(c *Config) flag.Value { return secretValue{&c.JWTSecret} }},
-		{flag: "jwt-secret-file", env: "GATEHOUSE_JWT_SECRET_FILE", group: GroupJWT,
-			usage: "`file` holding the HMAC key (one trailing newline stripped)",
-			value: func(c *Config) flag.Value { return stringValue{&c.JWTSecretFile} }},
-		{flag: "jwt-algorithm", env: "GATEHOUSE_JWT_ALGORITHM", group: GroupJWT,
-			usage: "the one accepted JWT `algorithm`: HS256, HS384 or HS512",
-			value: func(c *Config) flag.Value { return stringValue{&c.JWTAlgorithm} }},
-		{flag: "jwt-issuer", env: "GATEHOUSE_JWT_ISSUER", group: GroupJWT, keepEmpty: true,
-			usage: "required iss claim, the `issuer` (empty: no issuer check)",
-			value: func(c *Config) flag.Value { return stringValue{&c.JWTIssuer} }},
-		{flag: "jwt-audience", env: "GATEHOUSE_JWT_AUDIENCE", group: GroupJWT, keepEmpty: true,
-			usage: "required aud claim, the `audience` (empty: tokens with an aud are refused)",
-			value: func(c *Config) flag.Value { return stringValue{&c.JWTAudience} }},
-		{flag: "jwt-leeway", env: "GATEHOUSE_JWT_LEEWAY", group: GroupJWT,
-			usage: "clock skew allowed on exp, nbf and iat (a `duration`)",
-			value: func(c *Config) flag.Value { return durationValue{&c.JWTLeeway} }},
-		{flag: "jwt-require-exp", env: "GATEHOUSE_JWT_REQUIRE_EXP", group: GroupJWT,
-			usage: "refuse tokens without an exp claim",
-			value: func(c *Config) flag.Value { return boolValue{&c.JWTRequireExp} }},
-		{flag: "redis-url", env: "GATEHOUSE_REDIS_URL", group: GroupServer | GroupRedis,
-			usage: "user directory in Redis, a `url`: redis://[user:pass@]host:port/db, rediss://, unix://, redis-sentinel://, redis-cluster:// (empty: no Redis)",
-			value: func(c *Config) flag.Value { return stringValue{&c.RedisURL} }},
-		{flag: "redis-prefix", env: "GATEHOUSE_REDIS_PREFIX", group: GroupServer | GroupRedis, keepEmpty: true,
-			usage: "`prefix` of every Redis key",
-			value: func(c *Config) flag.Value { return stringValue{&c.RedisPrefix} }},
-		{flag: "redis-timeout", env: "GATEHOUSE_REDIS_TIMEOUT", group: GroupServer | GroupRedis,
-			usage: "bound on one Redis lookup (a `duration`)",
-			value: func(c *Config) flag.Value { return durationValue{&c.RedisTimeout} }},
-		{flag: "redis-username", env: "GATEHOUSE_REDIS_USERNAME", group: GroupServer | GroupRedis,
-			usage: "Redis ACL `user` (overrides the URL's)",
-			value: func(c *Config) flag.Value { return stringValue{&c.RedisUsername} }},
-		{flag: "redis-password", env: "GATEHOUSE_REDIS_PASSWORD", group: GroupServer | GroupRedis,
-			usage: "Redis `password` (overrides the URL's; prefer --redis-password-file)",
-			value: func(c *Config) flag.Value { return secretValue{&c.RedisPassword} }},
-		{flag: "redis-password-file", env: "GATEHOUSE_REDIS_PASSWORD_FILE", group: GroupServer | GroupRedis,
-			usage: "`file` holding the Redis password (one trailing newline stripped)",
-			value: func(c *Config) flag.Value { return stringValue{&c.RedisPasswordFile} }},
-		{flag: "redis-sentinel-master", env: "GATEHOUSE_REDIS_SENTINEL_MASTER", group: GroupServer | GroupRedis,
-			usage: "Sentinel master `name` (with --redis-sentinel-addrs)",
-			value: func(c *Config) flag.Value { return stringValue{&c.RedisSentinelMaster} }},
-		{flag: "redis-sentinel-addrs", env: "GATEHOUSE_REDIS_SENTINEL_ADDRS", group: GroupServer | GroupRedis,
-			usage: "Sentinel `addresses`, comma-separated host:port",
-			value: func(c *Config) flag.Value { return stringValue{&c.RedisSentinelAddrs} }},
-		{flag: "redis-sentinel-password", env: "GATEHOUSE_REDIS_SENTINEL_PASSWORD", group: GroupServer | GroupRedis,
-			usage: "the sentinels' own `password` (prefer --redis-sentinel-password-file)",
-			value: func(c *Config) flag.Value { return secretValue{&c.RedisSentinelPassword} }},
-		{flag: "redis-sentinel-password-file", env: "GATEHOUSE_REDIS_SENTINEL_PASSWORD_FILE", group: GroupServer | GroupRedis,
-			usage: "`file` holding the sentinels' password",
-			value: func(c *Config) flag.Value { return stringValue{&c.RedisSentinelPasswordFile} }},
-		{flag: "redis-cluster-addrs", env: "GATEHOUSE_REDIS_CLUSTER_ADDRS", group: GroupServer | GroupRedis,
-			usage: "Redis Cluster node `addresses`, comma-separated host:port",
-			value: func(c *Config) flag.Value { return stringValue{&c.RedisClusterAddrs} }},
-		{flag: "redis-tls-ca-file", env: "GATEHOUSE_REDIS_TLS_CA_FILE", group: GroupServer | GroupRedis,
-			usage: "PEM `file` of the CAs that sign Redis's certificate (turns TLS on)",
-			value: func(c *Config) flag.Value { return stringValue{&c.RedisTLSCAFile} }},
-		{flag: "redis-tls-cert-file", env: "GATEHOUSE_REDIS_TLS_CERT_FILE", group: GroupServer | GroupRedis,
-			usage: "PEM `file` of a client certificate for Redis (with --redis-tls-key-file)",
-			value: func(c *Config) flag.Value { return stringValue{&c.RedisTLSCertFile} }},
-		{flag: "redis-tls-key-file", env: "GATEHOUSE_REDIS_TLS_KEY_FILE", group: GroupServer | GroupRedis,
-			usage: "PEM `file` of the client certificate's key",
-			value: func(c *Config) flag.Value { return stringValue{&c.RedisTLSKeyFile} }},
-		{flag: "redis-tls-server-name", env: "GATEHOUSE_REDIS_TLS_SERVER_NAME", group: GroupServer | GroupRedis,
-			usage: "`name` Redis's certificate must carry (default: the host dialled)",
-			value: func(c *Config) flag.Value { return stringValue{&c.RedisTLSServerName} }},
-		{flag: "users-file", env: "GATEHOUSE_USERS_FILE", group: GroupServer,
-			usage: "in-memory user directory from a JSON or YAML `file` of {id, active}",
-			value: func(c *Config) flag.Value { return stringValue{&c.UsersFile} }},
-		{flag: "cache-ttl", env: "GATEHOUSE_CACHE_TTL", group: GroupServer,
-			usage: "how long an active user stays in the in-process cache (a `duration`)",
-			value: func(c *Config) flag.Value { return durationValue{&c.CacheTTL} }},
-		{flag: "cache-negative-ttl", env: "GATEHOUSE_CACHE_NEGATIVE_TTL", group: GroupServer,
-			usage: "how long an unknown or inactive user stays in the in-process cache (a `duration`)",
-			value: func(c *Config) flag.Value { return durationValue{&c.CacheNegativeTTL} }},
-		{flag: "cache-size", env: "GATEHOUSE_CACHE_SIZE", group: GroupServer,
-			usage: "maximum `entries` of the in-process cache",
-			value: func(c *Config) flag.Value { return intValue{&c.CacheSize} }},
-		{flag: "cache-stale-if-error", env: "GATEHOUSE_CACHE_STALE_IF_ERROR", group: GroupServer,
-			usage: "how long past its TTL a cached entry may answer while Redis is down (a `duration`, 0: never)",
-			value: func(c *Config) flag.Value { return durationValue{&c.CacheStaleIfError} }},
-		{flag: "token-cache-size", env: "GATEHOUSE_TOKEN_CACHE_SIZE", group: GroupServer,
-			usage: "maximum `entries` of the verified-token cache (0: verify every token in full)",
-			value: func(c *Config) flag.Value { return intValue{&c.TokenCacheSize} }},
-		{flag: "user-id-format", env: "GATEHOUSE_USER_ID_FORMAT", group: GroupServer | GroupRedis,
-			usage: "user id `format`: uuid (normalised to canonical UUIDs) or opaque (used as they are)",
-			value: func(c *Config) flag.Value { return stringValue{&c.UserIDFormat} }},
-		{flag: "routes", env: "GATEHOUSE_ROUTES", group: GroupServer,
-			usage: "route `table`: a built-in name (meet, authenticate) or a routes file (empty: authenticate everything)",
-			value: func(c *Config) flag.Value { return stringValue{&c.Routes} }},
-		{flag: "check-applications", env: "GATEHOUSE_CHECK_APPLICATIONS", group: GroupServer,
-			usage: "refuse tokens whose client_id is not an active application of the directory",
-			value: func(c *Config) flag.Value { return boolValue{&c.CheckApplications} }},
-		{flag: "log-level", env: "GATEHOUSE_LOG_LEVEL", group: GroupServer,
-			usage: "log `level`: debug, info, warn or error",
-			value: func(c *Config) flag.Value { return levelValue{&c.LogLevel} }},
-		{flag: "log-rate", env: "GATEHOUSE_LOG_RATE", group: GroupServer,
-			usage: "most decision `lines` a listener logs per second below debug (denies, 503s); the rest are counted (0: none)",
-			value: func(c *Config) flag.Value { return intValue{&c.LogRate} }},
-		{flag: "log-format", env: "GATEHOUSE_LOG_FORMAT", group: GroupServer,
-			usage: "log `format`: json or text",
-			value: func(c *Config) flag.Value { return stringValue{&c.LogFormat} }},
-		{flag: "grpc-reflection", env: "GATEHOUSE_GRPC_REFLECTION", group: GroupServer,
-			usage: "serve the gRPC reflection service",
-			value: func(c *Config) flag.Value { return boolValue{&c.GRPCReflection} }},
-		{flag: "grpc-max-recv-size", env: "GATEHOUSE_GRPC_MAX_RECV_SIZE", group: GroupServer,
-			usage: "largest CheckRequest read, a `size` (bytes, or with KiB, MiB, GiB; 4MiB to 1GiB); larger ones get a gRPC error: keep it above the proxy's headers and forwarded body",
-			value: func(c *Config) flag.Value { return byteSizeValue{&c.GRPCMaxRecvSize} }},
-		{flag: "grpc-max-connection-idle", env: "GATEHOUSE_GRPC_MAX_CONNECTION_IDLE", group: GroupServer,
-			usage: "how long a gRPC connection may stay without a request before a graceful GOAWAY closes it (a `duration`)",
-			value: func(c *Config) flag.Value { return durationValue{&c.GRPCMaxConnectionIdle} }},
-		{flag: "realm", env: "GATEHOUSE_REALM", group: GroupServer, keepEmpty: true,
-			usage: "`realm` of WWW-Authenticate challenges (empty: none)",
-			value: func(c *Config) flag.Value { return stringValue{&c.Realm} }},
-		{flag: "shutdown-timeout", env: "GATEHOUSE_SHUTDOWN_TIMEOUT", group: GroupServer,
-			usage: "bound on the graceful stop after SIGTERM (a `duration`)",
-			value: func(c *Config) flag.Value { return durationValue{&c.ShutdownTimeout} }},
-		{flag: "header-user-id", env: "GATEHOUSE_HEADER_USER_ID", group: GroupServer,
-			usage: "identity `header` carrying the user id",
-			value: func(c *Config) flag.Value { return stringValue{&c.HeaderUserID} }},
-		{flag: "header-client-id", env: "GATEHOUSE_HEADER_CLIENT_ID", group: GroupServer,
-			usage: "identity `header` carrying the client id",
-			value: func(c *Config) flag.Value { return stringValue{&c.HeaderClientID} }},
-		{flag: "header-scope", env: "GATEHOUSE_HEADER_SCOPE", group: GroupServer,
-			usage: "identity `header` carrying the token's scopes",
-			value: func(c *Config) flag.Value { return stringValue{&c.HeaderScope} }},
-		{flag: "otel-endpoint", env: "GATEHOUSE_OTEL_ENDPOINT", group: GroupServer,
-			usage: "OTLP gRPC `endpoint` of the trace collector, host:port or URL (empty: tracing off)",
-			value: func(c *Config) flag.Value { return stringValue{&c.OTelEndpoint} }},
-		{flag: "otel-insecure", env: "GATEHOUSE_OTEL_INSECURE", group: GroupServer,
-			usage: "send traces to the OTLP endpoint without TLS",
-			value: func(c *Config) flag.Value { return boolValue{&c.OTelInsecure} }},
-		{flag: "otel-sample-ratio", env: "GATEHOUSE_OTEL_SAMPLE_RATIO", group: GroupServer,
-			usage: "`fraction` of new traces sampled, 0 to 1 (a caller's sampled traceparent is followed)",
-			value: func(c *Config) flag.Value { return floatValue{&c.OTelSampleRatio} }},
-	}
-}
-
-// Setting documents one setting for help texts and the README.
-type Setting struct {
-	Flag, Env, Default, Usage string
-}
-
-// Settings lists every setting with its flag, variable, default and meaning.
-func Settings() []Setting {
-	def := Default()
-	var out []Setting
-	for _, s := range settings() {
-		out = append(out, Setting{Flag: s.flag, Env: s.env, Default: s.value(&def).String(), Usage: strings.ReplaceAll(s.usage, "`", "")})
-	}
-	return out
-}
 
 // Binding ties a Config to a flag set. Create it with Bind, parse the flag
 // set, then call Finish.
@@ -519,6 +334,10 @@ func (b *Binding) Finish() error {
 		}
 		if !b.Explicit("http-addr") {
 			c.HTTPAddr = DefaultDevHTTPAddr
+		}
+		if !b.Explicit("drain-period") {
+			// No proxy to drain on a developer's machine: Ctrl-C stops.
+			c.DrainPeriod = 0
 		}
 	}
 	return nil
@@ -624,14 +443,20 @@ func (c Config) JWT() (authz.JWTConfig, error) {
 	if err != nil {
 		return authz.JWTConfig{}, err
 	}
+	jwt := c.jwtSettings()
+	jwt.Secret = secret
+	return jwt, nil
+}
+
+// jwtSettings returns the token verification settings without the secret.
+func (c Config) jwtSettings() authz.JWTConfig {
 	return authz.JWTConfig{
-		Secret:     secret,
 		Algorithm:  c.JWTAlgorithm,
 		Issuer:     c.JWTIssuer,
 		Audience:   c.JWTAudience,
 		Leeway:     c.JWTLeeway,
 		RequireExp: c.JWTRequireExp,
-	}, nil
+	}
 }
 
 // IDFormat returns the parsed user id format (uuid when invalid; Validate
@@ -659,10 +484,15 @@ func (c Config) ValidateJWT() error {
 	return nil
 }
 
-// Validate returns the first problem of c as a one-line error, or nil. It
-// reads the secret file and checks that the users file can be opened; it
-// never puts a secret in the error. Outside --dev, a Redis URL or a users
-// file is required.
+// Validate returns the first problem of c as a one-line error naming the
+// variable, or nil. It reads the secret file and the Redis password files
+// and checks that the users file can be opened; it never puts a secret in
+// the error. Outside --dev, a Redis URL or a users file is required.
+//
+// The checks are the owners': the token settings here (what "gatehouse
+// token" needs), the directory choice, then everything the server is built
+// from through server.Config.Validate (which calls redisstore's check of
+// the Redis settings), its errors given the variables' names.
 func (c Config) Validate() error { return c.validate(!c.Dev) }
 
 // ValidateSuppliedDirectory is Validate for a caller that supplies its own
@@ -673,262 +503,141 @@ func (c Config) validate(needDirectory bool) error {
 	if err := c.ValidateJWT(); err != nil {
 		return err
 	}
-	if err := checkAddr("GATEHOUSE_GRPC_ADDR", c.GRPCAddr); err != nil {
+	if err := c.validateDirectory(needDirectory); err != nil {
 		return err
-	}
-	if err := checkAddr("GATEHOUSE_OPS_ADDR", c.OpsAddr); err != nil {
-		return err
-	}
-	if c.HTTPAddr != "" {
-		if err := checkAddr("GATEHOUSE_HTTP_ADDR", c.HTTPAddr); err != nil {
-			return err
-		}
-		if _, err := forwardauth.CleanPathPrefix(c.HTTPPathPrefix); err != nil {
-			return fmt.Errorf("GATEHOUSE_HTTP_PATH_PREFIX: %w", err)
-		}
-	}
-	if !(c.OTelSampleRatio >= 0 && c.OTelSampleRatio <= 1) { // NaN fails too
-		return fmt.Errorf("GATEHOUSE_OTEL_SAMPLE_RATIO: must be between 0 and 1, got %v", c.OTelSampleRatio)
-	}
-	if c.UsesRedis() && c.UsersFile != "" {
-		return errors.New("set only one of GATEHOUSE_REDIS_URL (--redis-url) and GATEHOUSE_USERS_FILE (--users-file)")
-	}
-	if !c.UsesRedis() && c.UsersFile == "" && needDirectory {
-		return errors.New("no user directory: set GATEHOUSE_REDIS_URL (--redis-url) or GATEHOUSE_USERS_FILE (--users-file), or run serve --dev")
-	}
-	if c.UsesRedis() {
-		if err := c.ValidateRedis(); err != nil {
-			return err
-		}
-	}
-	if c.UsersFile != "" {
-		f, err := os.Open(c.UsersFile)
-		if err != nil {
-			return fmt.Errorf("users file: %w", fileError(err))
-		}
-		st, err := f.Stat()
-		f.Close()
-		if err != nil {
-			return fmt.Errorf("users file: %w", fileError(err))
-		}
-		if st.IsDir() {
-			return fmt.Errorf("users file %s is a directory", c.UsersFile)
-		}
-	}
-	switch {
-	case c.CacheTTL <= 0:
-		return fmt.Errorf("GATEHOUSE_CACHE_TTL: must be positive, got %s", c.CacheTTL)
-	case c.CacheNegativeTTL < 0:
-		return fmt.Errorf("GATEHOUSE_CACHE_NEGATIVE_TTL: must not be negative, got %s", c.CacheNegativeTTL)
-	case c.CacheStaleIfError < 0:
-		return fmt.Errorf("GATEHOUSE_CACHE_STALE_IF_ERROR: must not be negative, got %s", c.CacheStaleIfError)
-	case c.CacheSize < 1:
-		return fmt.Errorf("GATEHOUSE_CACHE_SIZE: must be at least 1, got %d", c.CacheSize)
-	case c.TokenCacheSize < 0:
-		return fmt.Errorf("GATEHOUSE_TOKEN_CACHE_SIZE: must not be negative, got %d", c.TokenCacheSize)
-	case c.LogRate < 0:
-		return fmt.Errorf("GATEHOUSE_LOG_RATE: must not be negative, got %d", c.LogRate)
-	case c.ShutdownTimeout <= 0:
-		return fmt.Errorf("GATEHOUSE_SHUTDOWN_TIMEOUT: must be positive, got %s", c.ShutdownTimeout)
-	case c.GRPCMaxRecvSize < MinGRPCMaxRecvSize || c.GRPCMaxRecvSize > MaxGRPCMaxRecvSize:
-		return fmt.Errorf("GATEHOUSE_GRPC_MAX_RECV_SIZE: must be between 4MiB and 1GiB, got %s", formatByteSize(c.GRPCMaxRecvSize))
-	case c.GRPCMaxConnectionIdle <= 0:
-		return fmt.Errorf("GATEHOUSE_GRPC_MAX_CONNECTION_IDLE: must be positive, got %s", c.GRPCMaxConnectionIdle)
-	}
-	if _, err := authz.ParseIDFormat(c.UserIDFormat); err != nil || c.UserIDFormat == "" {
-		return fmt.Errorf("GATEHOUSE_USER_ID_FORMAT: unknown format %q (want uuid or opaque)", c.UserIDFormat)
 	}
 	if c.LogFormat != "json" && c.LogFormat != "text" {
 		return fmt.Errorf("GATEHOUSE_LOG_FORMAT: unknown format %q (want json or text)", c.LogFormat)
 	}
-	if err := checkHeaders(c); err != nil {
+	sc, err := c.ServerConfig()
+	if err != nil {
 		return err
 	}
-	for _, r := range c.Realm {
-		if r < 0x20 || r > 0x7e {
-			return errors.New("GATEHOUSE_REALM: only printable ASCII is allowed")
-		}
-	}
-	return nil
+	return SettingError(sc.Validate())
 }
 
-func checkAddr(env, addr string) error {
-	_, port, err := net.SplitHostPort(addr)
-	if err != nil || port == "" {
-		return fmt.Errorf("%s: %q is not a host:port address", env, addr)
+// validateDirectory checks the choice of directory and that the users file
+// can be opened (the server reads it at start).
+func (c Config) validateDirectory(needDirectory bool) error {
+	switch {
+	case c.UsesRedis() && c.UsersFile != "":
+		return errors.New("set only one of GATEHOUSE_REDIS_URL (--redis-url) and GATEHOUSE_USERS_FILE (--users-file)")
+	case c.DirectoryOrigin != "" && c.UsersFile != "":
+		return errors.New("set only one of GATEHOUSE_DIRECTORY_ORIGIN (--directory-origin) and GATEHOUSE_USERS_FILE (--users-file)")
+	case !c.UsesRedis() && c.UsersFile == "" && c.DirectoryOrigin == "" && needDirectory:
+		return errors.New("no user directory: set GATEHOUSE_DIRECTORY_ORIGIN (--directory-origin), GATEHOUSE_REDIS_URL (--redis-url) or GATEHOUSE_USERS_FILE (--users-file), or run serve --dev")
+	case c.UsersFile == "":
+		return nil
 	}
-	if _, err := net.LookupPort("tcp", port); err != nil {
-		return fmt.Errorf("%s: %q has an invalid port", env, addr)
-	}
-	return nil
-}
-
-func checkRedisURL(raw string) error {
-	u, err := url.Parse(raw)
+	f, err := os.Open(c.UsersFile)
 	if err != nil {
-		// url's error quotes the whole URL, password included.
-		return errors.New("GATEHOUSE_REDIS_URL: not a valid URL")
+		return fmt.Errorf("users file: %w", fileError(err))
 	}
-	switch u.Scheme {
-	case "redis", "rediss":
-		if u.Host == "" {
-			return errors.New("GATEHOUSE_REDIS_URL: missing host (want redis://[user:pass@]host:port/db)")
-		}
-	case "unix":
-		if u.Path == "" {
-			return errors.New("GATEHOUSE_REDIS_URL: missing socket path (want unix:///path/to/redis.sock)")
-		}
-	case "redis-sentinel", "rediss-sentinel", "redis-cluster", "rediss-cluster":
-		// A host list: checked by the client builder, which parses it.
-	default:
-		return fmt.Errorf("GATEHOUSE_REDIS_URL: unsupported scheme %q (want redis, rediss, unix, redis-sentinel, rediss-sentinel, redis-cluster or rediss-cluster)", u.Scheme)
-	}
-	return nil
-}
-
-// reservedHeader reports whether an identity header must not be called name:
-// it would replace a header the upstream relies on.
-func reservedHeader(name string) bool {
-	switch name {
-	case "authorization", "proxy-authorization", "host", "cookie", "content-length",
-		"content-type", "transfer-encoding", "connection", "te", "upgrade", "keep-alive":
-		return true
-	}
-	return false
-}
-
-func checkHeaders(c Config) error {
-	names := []struct{ env, name string }{
-		{"GATEHOUSE_HEADER_USER_ID", c.HeaderUserID},
-		{"GATEHOUSE_HEADER_CLIENT_ID", c.HeaderClientID},
-		{"GATEHOUSE_HEADER_SCOPE", c.HeaderScope},
-	}
-	seen := map[string]string{}
-	for _, n := range names {
-		if !isToken(n.name) {
-			return fmt.Errorf("%s: %q is not a valid header name", n.env, n.name)
-		}
-		if reservedHeader(n.name) {
-			return fmt.Errorf("%s: %q is reserved", n.env, n.name)
-		}
-		if prev, ok := seen[n.name]; ok {
-			return fmt.Errorf("%s: %q is already used by %s", n.env, n.name, prev)
-		}
-		seen[n.name] = n.env
-	}
-	return nil
-}
-
-// isToken reports whether s is a non-empty RFC 9110 token.
-func isToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		ch := s[i]
-		switch {
-		case ch >= 'a' && ch <= 'z', ch >= 'A' && ch <= 'Z', ch >= '0' && ch <= '9':
-		case strings.IndexByte("!#$%&'*+-.^_`|~", ch) >= 0:
-		default:
-			return false
-		}
-	}
-	return true
-}
-
-// RedactedRedisURL returns the Redis URL with its password (and any password
-// query parameter) replaced by "REDACTED".
-func (c Config) RedactedRedisURL() string {
-	if c.RedisURL == "" {
-		return ""
-	}
-	u, err := url.Parse(c.RedisURL)
+	st, err := f.Stat()
+	f.Close()
 	if err != nil {
-		return "[unparseable URL " + Redacted + "]"
+		return fmt.Errorf("users file: %w", fileError(err))
 	}
-	if u.User != nil {
-		if _, has := u.User.Password(); has {
-			u.User = url.UserPassword(u.User.Username(), Redacted)
-		}
+	if st.IsDir() {
+		return fmt.Errorf("users file %s is a directory", c.UsersFile)
 	}
-	if q := u.Query(); q.Has("password") || q.Has("sentinel_password") {
-		for _, k := range []string{"password", "sentinel_password"} {
-			if q.Has(k) {
-				q.Set(k, Redacted)
-			}
-		}
-		u.RawQuery = q.Encode()
-	}
-	return u.String()
+	return nil
 }
 
-// LogValue implements slog.LogValuer: every setting, secrets redacted.
-func (c Config) LogValue() slog.Value {
-	return slog.GroupValue(
-		slog.String("grpc_addr", c.GRPCAddr),
-		slog.String("ops_addr", c.OpsAddr),
-		slog.String("http_addr", c.HTTPAddr),
-		slog.String("http_path_prefix", c.HTTPPathPrefix),
-		slog.String("jwt_secret", c.JWTSecret.String()),
-		slog.String("jwt_secret_file", c.JWTSecretFile),
-		slog.String("jwt_algorithm", c.JWTAlgorithm),
-		slog.String("jwt_issuer", c.JWTIssuer),
-		slog.String("jwt_audience", c.JWTAudience),
-		slog.String("jwt_leeway", c.JWTLeeway.String()),
-		slog.Bool("jwt_require_exp", c.JWTRequireExp),
-		slog.String("redis_url", c.RedactedRedisURL()),
-		slog.String("redis_prefix", c.RedisPrefix),
-		slog.String("redis_timeout", c.RedisTimeout.String()),
-		slog.String("redis_username", c.RedisUsername),
-		slog.String("redis_password", c.RedisPassword.String()),
-		slog.String("redis_password_file", c.RedisPasswordFile),
-		slog.String("redis_sentinel_master", c.RedisSentinelMaster),
-		slog.String("redis_sentinel_addrs", c.RedisSentinelAddrs),
-		slog.String("redis_sentinel_password", c.RedisSentinelPassword.String()),
-		slog.String("redis_sentinel_password_file", c.RedisSentinelPasswordFile),
-		slog.String("redis_cluster_addrs", c.RedisClusterAddrs),
-		slog.String("redis_tls_ca_file", c.RedisTLSCAFile),
-		slog.String("redis_tls_cert_file", c.RedisTLSCertFile),
-		slog.String("redis_tls_key_file", c.RedisTLSKeyFile),
-		slog.String("redis_tls_server_name", c.RedisTLSServerName),
-		slog.String("users_file", c.UsersFile),
-		slog.String("cache_ttl", c.CacheTTL.String()),
-		slog.String("cache_negative_ttl", c.CacheNegativeTTL.String()),
-		slog.Int("cache_size", c.CacheSize),
-		slog.String("cache_stale_if_error", c.CacheStaleIfError.String()),
-		slog.Int("token_cache_size", c.TokenCacheSize),
-		slog.String("user_id_format", c.UserIDFormat),
-		slog.String("routes", c.Routes),
-		slog.Bool("check_applications", c.CheckApplications),
-		slog.String("log_level", strings.ToLower(c.LogLevel.String())),
-		slog.Int("log_rate", c.LogRate),
-		slog.String("log_format", c.LogFormat),
-		slog.Bool("grpc_reflection", c.GRPCReflection),
-		slog.String("grpc_max_recv_size", formatByteSize(c.GRPCMaxRecvSize)),
-		slog.String("grpc_max_connection_idle", c.GRPCMaxConnectionIdle.String()),
-		slog.String("realm", c.Realm),
-		slog.String("shutdown_timeout", c.ShutdownTimeout.String()),
-		slog.String("header_user_id", c.HeaderUserID),
-		slog.String("header_client_id", c.HeaderClientID),
-		slog.String("header_scope", c.HeaderScope),
-		slog.String("otel_endpoint", c.OTelEndpoint),
-		slog.Bool("otel_insecure", c.OTelInsecure),
-		slog.Float64("otel_sample_ratio", c.OTelSampleRatio),
-		slog.Bool("dev", c.Dev),
-	)
-}
-
-// String renders c on one line as key=value pairs, secrets redacted.
-func (c Config) String() string {
-	var b strings.Builder
-	for i, a := range c.LogValue().Group() {
-		if i > 0 {
-			b.WriteByte(' ')
-		}
-		fmt.Fprintf(&b, "%s=%q", a.Key, a.Value.String())
+// ServerConfig returns what the server is built from: the settings in the
+// server's terms, the secret and the Redis passwords read from their files.
+// Under --dev without a secret, JWT has none (the caller supplies one).
+func (c Config) ServerConfig() (server.Config, error) {
+	idFormat, err := authz.ParseIDFormat(c.UserIDFormat)
+	if err != nil || c.UserIDFormat == "" {
+		return server.Config{}, fmt.Errorf("GATEHOUSE_USER_ID_FORMAT: unknown format %q (want uuid or opaque)", c.UserIDFormat)
 	}
-	return b.String()
+	sc := server.Config{
+		GRPCAddr:              c.GRPCAddr,
+		OpsAddr:               c.OpsAddr,
+		HTTPAddr:              c.HTTPAddr,
+		HTTPPathPrefix:        c.HTTPPathPrefix,
+		JWT:                   c.jwtSettings(),
+		UserIDFormat:          idFormat,
+		Routes:                c.Routes,
+		CheckApplications:     c.CheckApplications,
+		TokenCacheSize:        c.TokenCacheSize,
+		UsersFile:             c.UsersFile,
+		RedisPrefix:           c.RedisPrefix,
+		RedisTimeout:          c.RedisTimeout,
+		CacheTTL:              c.CacheTTL,
+		CacheNegativeTTL:      c.CacheNegativeTTL,
+		CacheSize:             c.CacheSize,
+		CacheStaleIfError:     c.CacheStaleIfError,
+		DirectoryOrigin:       c.DirectoryOrigin,
+		DirectoryOriginCAFile: c.DirectoryOriginCAFile,
+		DirectoryUserQuery:    c.DirectoryUserQuery,
+		DirectoryAppQuery:     c.DirectoryAppQuery,
+		RedisCacheTTL:         c.RedisCacheTTL,
+		RedisCacheNegativeTTL: c.RedisCacheNegativeTTL,
+		LogRate:               c.LogRate,
+		GRPCReflection:        c.GRPCReflection,
+		GRPCMaxRecvSize:       c.GRPCMaxRecvSize,
+		GRPCMaxConnectionIdle: c.GRPCMaxConnectionIdle,
+		Realm:                 c.Realm,
+		ShutdownTimeout:       c.ShutdownTimeout,
+		DrainPeriod:           c.DrainPeriod,
+		TLSCertFile:           c.TLSCertFile,
+		TLSKeyFile:            c.TLSKeyFile,
+		TLSClientCAFile:       c.TLSClientCAFile,
+		HeaderUserID:          c.HeaderUserID,
+		HeaderClientID:        c.HeaderClientID,
+		HeaderScope:           c.HeaderScope,
+		OTelEndpoint:          c.OTelEndpoint,
+		OTelInsecure:          c.OTelInsecure,
+		OTelSampleRatio:       c.OTelSampleRatio,
+	}
+	if c.HasSecret() {
+		if sc.JWT.Secret, err = c.Secret(); err != nil {
+			return server.Config{}, err
+		}
+	}
+	if c.DirectoryOriginPasswordFile != "" {
+		if c.DirectoryOrigin == "" {
+			return server.Config{}, errors.New("GATEHOUSE_DIRECTORY_ORIGIN_PASSWORD_FILE is set without GATEHOUSE_DIRECTORY_ORIGIN")
+		}
+		pw, err := readSecret("GATEHOUSE_DIRECTORY_ORIGIN_PASSWORD", "", c.DirectoryOriginPasswordFile)
+		if err != nil {
+			return server.Config{}, err
+		}
+		sc.DirectoryOriginPassword = pw
+	}
+	if c.UsesRedis() {
+		cc, err := c.RedisClientConfig()
+		if err != nil {
+			return server.Config{}, err
+		}
+		sc.Redis = &cc
+	}
+	return sc, nil
 }
 
-// GoString implements fmt.GoStringer so %#v redacts too.
-func (c Config) GoString() string { return "config.Config{" + c.String() + "}" }
+// SettingError gives a *server.ConfigError the names of the variables its
+// fields come from ("GATEHOUSE_CACHE_TTL: must be positive, got 0s"); other
+// errors, and nil, are returned as they are.
+func SettingError(err error) error {
+	var ce *server.ConfigError
+	if !errors.As(err, &ce) {
+		return err
+	}
+	if ce.With != "" {
+		return fmt.Errorf("%s: %w %s", envOf(ce.Field), ce.Err, envOf(ce.With))
+	}
+	return fmt.Errorf("%s: %w", envOf(ce.Field), ce.Err)
+}
+
+// envOf returns the variable of the setting that becomes the server.Config
+// field called field, or field itself when none does (Redis: several do).
+func envOf(field string) string {
+	for _, s := range settings() {
+		if s.field == field && field != "Redis" {
+			return s.env
+		}
+	}
+	return field
+}

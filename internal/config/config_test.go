@@ -7,13 +7,17 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/gatehouse-authz/gatehouse/internal/testfile"
+	"github.com/gatehouse-authz/gatehouse/internal/bytesize"
+	"github.com/gatehouse-authz/gatehouse/internal/testkit"
 )
 
 // env returns a LookupFunc over a map, so tests never see the real process
@@ -104,6 +108,13 @@ func TestEachSetting(t *testing.T) {
 		{"redis-tls-key-file", "GATEHOUSE_REDIS_TLS_KEY_FILE", "/e", "/f", func(c Config) any { return c.RedisTLSKeyFile }, "/e", "/f"},
 		{"redis-tls-server-name", "GATEHOUSE_REDIS_TLS_SERVER_NAME", "e.example", "f.example", func(c Config) any { return c.RedisTLSServerName }, "e.example", "f.example"},
 		{"users-file", "GATEHOUSE_USERS_FILE", "/e.json", "/f.yaml", func(c Config) any { return c.UsersFile }, "/e.json", "/f.yaml"},
+		{"directory-origin", "GATEHOUSE_DIRECTORY_ORIGIN", "postgres://e/meet", "grpc://f:1", func(c Config) any { return c.DirectoryOrigin }, "postgres://e/meet", "grpc://f:1"},
+		{"directory-origin-password-file", "GATEHOUSE_DIRECTORY_ORIGIN_PASSWORD_FILE", "/e", "/f", func(c Config) any { return c.DirectoryOriginPasswordFile }, "/e", "/f"},
+		{"directory-origin-ca-file", "GATEHOUSE_DIRECTORY_ORIGIN_CA_FILE", "/e", "/f", func(c Config) any { return c.DirectoryOriginCAFile }, "/e", "/f"},
+		{"directory-user-query", "GATEHOUSE_DIRECTORY_USER_QUERY", "SELECT e($1)", "SELECT f($1)", func(c Config) any { return c.DirectoryUserQuery }, "SELECT e($1)", "SELECT f($1)"},
+		{"directory-app-query", "GATEHOUSE_DIRECTORY_APP_QUERY", "SELECT e($1)", "SELECT f($1)", func(c Config) any { return c.DirectoryAppQuery }, "SELECT e($1)", "SELECT f($1)"},
+		{"redis-cache-ttl", "GATEHOUSE_REDIS_CACHE_TTL", "1m", "2m", func(c Config) any { return c.RedisCacheTTL }, time.Minute, 2 * time.Minute},
+		{"redis-cache-negative-ttl", "GATEHOUSE_REDIS_CACHE_NEGATIVE_TTL", "1s", "0s", func(c Config) any { return c.RedisCacheNegativeTTL }, time.Second, time.Duration(0)},
 		{"cache-ttl", "GATEHOUSE_CACHE_TTL", "1m", "2m", func(c Config) any { return c.CacheTTL }, time.Minute, 2 * time.Minute},
 		{"cache-negative-ttl", "GATEHOUSE_CACHE_NEGATIVE_TTL", "1s", "0s", func(c Config) any { return c.CacheNegativeTTL }, time.Second, time.Duration(0)},
 		{"cache-size", "GATEHOUSE_CACHE_SIZE", "10", "20", func(c Config) any { return c.CacheSize }, 10, 20},
@@ -120,6 +131,10 @@ func TestEachSetting(t *testing.T) {
 		{"grpc-max-connection-idle", "GATEHOUSE_GRPC_MAX_CONNECTION_IDLE", "1m", "1h", func(c Config) any { return c.GRPCMaxConnectionIdle }, time.Minute, time.Hour},
 		{"realm", "GATEHOUSE_REALM", "env-realm", "flag-realm", func(c Config) any { return c.Realm }, "env-realm", "flag-realm"},
 		{"shutdown-timeout", "GATEHOUSE_SHUTDOWN_TIMEOUT", "5s", "6s", func(c Config) any { return c.ShutdownTimeout }, 5 * time.Second, 6 * time.Second},
+		{"drain-period", "GATEHOUSE_DRAIN_PERIOD", "3s", "0s", func(c Config) any { return c.DrainPeriod }, 3 * time.Second, time.Duration(0)},
+		{"tls-cert-file", "GATEHOUSE_TLS_CERT_FILE", "/e.crt", "/f.crt", func(c Config) any { return c.TLSCertFile }, "/e.crt", "/f.crt"},
+		{"tls-key-file", "GATEHOUSE_TLS_KEY_FILE", "/e.key", "/f.key", func(c Config) any { return c.TLSKeyFile }, "/e.key", "/f.key"},
+		{"tls-client-ca-file", "GATEHOUSE_TLS_CLIENT_CA_FILE", "/e.pem", "/f.pem", func(c Config) any { return c.TLSClientCAFile }, "/e.pem", "/f.pem"},
 		{"header-user-id", "GATEHOUSE_HEADER_USER_ID", "X-User", "x-u2", func(c Config) any { return c.HeaderUserID }, "x-user", "x-u2"},
 		{"header-client-id", "GATEHOUSE_HEADER_CLIENT_ID", "x-client", "X-C2", func(c Config) any { return c.HeaderClientID }, "x-client", "x-c2"},
 		{"header-scope", "GATEHOUSE_HEADER_SCOPE", "x-scope", "x-s2", func(c Config) any { return c.HeaderScope }, "x-scope", "x-s2"},
@@ -304,7 +319,7 @@ func TestSecretFromFile(t *testing.T) {
 		{"file-key\n\n", "file-key\n"},
 	} {
 		cfg := Default()
-		cfg.JWTSecretFile = testfile.Write(t, "secret", c.content)
+		cfg.JWTSecretFile = testkit.WriteFile(t, "secret", c.content)
 		got, err := cfg.Secret()
 		if err != nil {
 			t.Fatal(err)
@@ -327,13 +342,13 @@ func TestSecretFromFile(t *testing.T) {
 func validBase(t *testing.T) Config {
 	c := Default()
 	c.JWTSecret = "a-very-secret-key-of-some-length"
-	c.UsersFile = testfile.Write(t, "users.json", `[{"id":"x","active":true}]`)
+	c.UsersFile = testkit.WriteFile(t, "users.json", `[{"id":"x","active":true}]`)
 	return c
 }
 
 func TestValidate(t *testing.T) {
 	const secret = "TOPSECRET-do-not-print"
-	secretFile := func(t *testing.T) string { return testfile.Write(t, "key", secret+"\n") }
+	secretFile := func(t *testing.T) string { return testkit.WriteFile(t, "key", secret+"\n") }
 	cases := []struct {
 		name   string
 		mutate func(t *testing.T, c *Config)
@@ -354,7 +369,7 @@ func TestValidate(t *testing.T) {
 			c.JWTSecretFile = filepath.Join(t.TempDir(), "nope")
 		}, "JWT secret file: open"},
 		{"secret file is a directory", func(t *testing.T, c *Config) { c.JWTSecret = ""; c.JWTSecretFile = t.TempDir() }, "JWT secret file: read"},
-		{"secret file empty", func(t *testing.T, c *Config) { c.JWTSecret = ""; c.JWTSecretFile = testfile.Write(t, "k", "\n") }, "is empty"},
+		{"secret file empty", func(t *testing.T, c *Config) { c.JWTSecret = ""; c.JWTSecretFile = testkit.WriteFile(t, "k", "\n") }, "is empty"},
 		{"unknown algorithm", func(t *testing.T, c *Config) { c.JWTAlgorithm = "RS256" }, `unsupported algorithm "RS256"`},
 		{"none algorithm", func(t *testing.T, c *Config) { c.JWTAlgorithm = "none" }, "unsupported algorithm"},
 		{"lower-case algorithm", func(t *testing.T, c *Config) { c.JWTAlgorithm = "hs256" }, "unsupported algorithm"},
@@ -394,6 +409,10 @@ func TestValidate(t *testing.T) {
 		{"reserved header", func(t *testing.T, c *Config) { c.HeaderClientID = "authorization" }, "reserved"},
 		{"duplicate header", func(t *testing.T, c *Config) { c.HeaderScope = "x-auth-user-id" }, "already used by GATEHOUSE_HEADER_USER_ID"},
 		{"realm with newline", func(t *testing.T, c *Config) { c.Realm = "a\r\nx-evil: 1" }, "GATEHOUSE_REALM"},
+		{"otel sample ratio", func(t *testing.T, c *Config) { c.OTelSampleRatio = 1.5 }, "GATEHOUSE_OTEL_SAMPLE_RATIO: must be between 0 and 1"},
+		{"otel sample ratio NaN", func(t *testing.T, c *Config) { c.OTelSampleRatio = math.NaN() }, "GATEHOUSE_OTEL_SAMPLE_RATIO"},
+		{"http path prefix", func(t *testing.T, c *Config) { c.HTTPPathPrefix = "/a/../b" }, "GATEHOUSE_HTTP_PATH_PREFIX"},
+		{"no http listener, any prefix", func(t *testing.T, c *Config) { c.HTTPAddr = ""; c.HTTPPathPrefix = "/a/../b" }, ""},
 		{"supplied directory", func(t *testing.T, c *Config) { c.UsersFile = "" }, "no user directory"},
 		{"dev needs no secret or directory", func(t *testing.T, c *Config) { c.JWTSecret = ""; c.UsersFile = ""; c.Dev = true }, ""},
 		{"dev still checks a given secret file", func(t *testing.T, c *Config) {
@@ -528,18 +547,107 @@ func TestBindGroupAndAlias(t *testing.T) {
 	}
 }
 
-// TestREADMEListsEverySetting keeps the README's configuration table in step
-// with the settings.
-func TestREADMEListsEverySetting(t *testing.T) {
-	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+// TestConfigDocsListEverySetting keeps docs/configuration.md's settings table in step
+// with the settings: one row per setting, in the table's order, with its
+// flag and its default, and no row for a setting that does not exist.
+func TestConfigDocsListEverySetting(t *testing.T) {
+	rows := readmeSettingRows(t)
+	settings := Settings()
+	var envs []string
+	for _, s := range settings {
+		envs = append(envs, s.Env)
+		row, ok := rows[s.Env]
+		if !ok {
+			t.Errorf("docs/configuration.md has no table row for %s", s.Env)
+			continue
+		}
+		if row.flag != "`--"+s.Flag+"`" {
+			t.Errorf("docs/configuration.md: %s has flag %s, want `--%s`", s.Env, row.flag, s.Flag)
+		}
+		if !readmeDefaultMatches(row.def, s.Default) {
+			t.Errorf("docs/configuration.md: %s has default %s, the setting's is %q", s.Env, row.def, s.Default)
+		}
+	}
+	for env, row := range rows {
+		if !slices.Contains(envs, env) {
+			t.Errorf("docs/configuration.md row %d documents %s, which is not a setting", row.index, env)
+		}
+	}
+	for i, s := range settings {
+		if row, ok := rows[s.Env]; ok && row.index != i {
+			t.Errorf("docs/configuration.md lists %s as row %d, the settings table as %d", s.Env, row.index, i)
+			break
+		}
+	}
+}
+
+// readmeDefaultMatches: an empty default is written "empty" or "—" (with a
+// remark); any other is the value in backquotes.
+func readmeDefaultMatches(cell, def string) bool {
+	if def == "" {
+		return cell == "empty" || strings.HasPrefix(cell, "—")
+	}
+	return cell == "`"+def+"`"
+}
+
+type readmeRow struct {
+	index     int
+	flag, def string
+}
+
+// readmeSettingRows parses the rows of docs/configuration.md's settings table,
+// "| `GATEHOUSE_X` | `--x` | default | meaning |", by variable.
+func readmeSettingRows(t *testing.T) map[string]readmeRow {
+	t.Helper()
+	readme, err := os.ReadFile(filepath.Join("..", "..", "docs", "configuration.md"))
 	if err != nil {
-		t.Fatalf("read README: %v", err)
+		t.Fatalf("read docs/configuration.md: %v", err)
+	}
+	rows := map[string]readmeRow{}
+	for _, line := range strings.Split(string(readme), "\n") {
+		if !strings.HasPrefix(line, "| `GATEHOUSE_") {
+			continue
+		}
+		cells := strings.Split(strings.Trim(line, "|"), " | ")
+		if len(cells) < 4 {
+			t.Errorf("docs/configuration.md settings row has %d cells: %s", len(cells), line)
+			continue
+		}
+		env := strings.Trim(strings.TrimSpace(cells[0]), "`")
+		if _, dup := rows[env]; dup {
+			t.Errorf("docs/configuration.md lists %s twice", env)
+		}
+		rows[env] = readmeRow{index: len(rows), flag: strings.TrimSpace(cells[1]), def: strings.TrimSpace(cells[2])}
+	}
+	return rows
+}
+
+// TestConfigDocsListEmptyValues: docs/configuration.md's sentence on empty variables names
+// exactly the settings for which empty is a value.
+func TestConfigDocsListEmptyValues(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join("..", "..", "docs", "configuration.md"))
+	if err != nil {
+		t.Fatalf("read docs/configuration.md: %v", err)
+	}
+	_, rest, ok := strings.Cut(string(readme), "counts as unset, except ")
+	if !ok {
+		t.Fatal("docs/configuration.md has no sentence \"... counts as unset, except ...\"")
+	}
+	sentence, _, _ := strings.Cut(rest, ", where empty is a value")
+	listed := regexp.MustCompile("`(GATEHOUSE_[A-Z_]+)`").FindAllStringSubmatch(sentence, -1)
+	var got, want []string
+	for _, m := range listed {
+		got = append(got, m[1])
 	}
 	for _, s := range Settings() {
-		row := "| `" + s.Env + "` | `--" + s.Flag + "` |"
-		if !strings.Contains(string(readme), row) {
-			t.Errorf("README has no table row starting %s", row)
+		if s.KeepEmpty {
+			want = append(want, s.Env)
 		}
+	}
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("docs/configuration.md says empty is a value for %v; the settings keep it for %v", got, want)
 	}
 }
 
@@ -562,7 +670,7 @@ func TestByteSize(t *testing.T) {
 			t.Errorf("Set(%q) = %d, want an error", in, n)
 		}
 	}
-	// String is what help and the README show as the default: it must
+	// String is what help and docs/configuration.md show as the default: it must
 	// parse back to the same value.
 	for _, n := range []int{0, 1, 1023, 1024, 64 << 20, 3 << 30, 1<<20 + 1} {
 		s := byteSizeValue{&n}.String()
@@ -571,8 +679,8 @@ func TestByteSize(t *testing.T) {
 			t.Errorf("%d prints as %q, which parses back as %d, %v", n, s, back, err)
 		}
 	}
-	if got := formatByteSize(64 << 20); got != "64MiB" {
-		t.Errorf("formatByteSize(64MiB) = %q", got)
+	if got := bytesize.Format(64 << 20); got != "64MiB" {
+		t.Errorf("bytesize.Format(64MiB) = %q", got)
 	}
 }
 

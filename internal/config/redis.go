@@ -15,36 +15,21 @@ func (c Config) UsesRedis() bool {
 }
 
 // ValidateRedis checks the Redis settings (not the server's reachability),
-// reading the password files. Errors never contain a password.
+// reading the password files: what the directory commands need. The form of
+// the deployment is redisstore's to check (ClientConfig.Validate, which the
+// client builder runs too); the TLS files are read when the client is built.
+// Errors never contain a password.
 func (c Config) ValidateRedis() error {
 	if !c.UsesRedis() {
 		return errors.New("no Redis: set GATEHOUSE_REDIS_URL (--redis-url), GATEHOUSE_REDIS_SENTINEL_ADDRS or GATEHOUSE_REDIS_CLUSTER_ADDRS")
-	}
-	if c.RedisURL != "" {
-		if err := checkRedisURL(c.RedisURL); err != nil {
-			return err
-		}
-	}
-	if c.RedisTimeout <= 0 {
-		return fmt.Errorf("GATEHOUSE_REDIS_TIMEOUT: must be positive, got %s", c.RedisTimeout)
-	}
-	if c.RedisSentinelAddrs != "" && c.RedisClusterAddrs != "" {
-		return errors.New("set only one of GATEHOUSE_REDIS_SENTINEL_ADDRS and GATEHOUSE_REDIS_CLUSTER_ADDRS")
-	}
-	if c.RedisSentinelAddrs != "" && c.RedisSentinelMaster == "" {
-		return errors.New("GATEHOUSE_REDIS_SENTINEL_ADDRS needs GATEHOUSE_REDIS_SENTINEL_MASTER (the master's name)")
 	}
 	cc, err := c.RedisClientConfig()
 	if err != nil {
 		return err
 	}
-	// Building a client parses the URL and reads the TLS files; it does not
-	// dial.
-	client, _, err := redisstore.NewUniversalClient(cc)
-	if err != nil {
+	if err := cc.Validate(); err != nil {
 		return fmt.Errorf("Redis: %w", err)
 	}
-	_ = client.Close()
 	return nil
 }
 
@@ -92,34 +77,59 @@ func (c Config) RedisClientConfig() (redisstore.ClientConfig, error) {
 		TLSKeyFile:       c.RedisTLSKeyFile,
 		TLSServerName:    c.RedisTLSServerName,
 	}
-	if c.RedisSentinelAddrs != "" {
-		if cc.SentinelAddrs, err = redisstore.ParseAddrs(c.RedisSentinelAddrs); err != nil {
-			return cc, fmt.Errorf("GATEHOUSE_REDIS_SENTINEL_ADDRS: %w", err)
-		}
+	if cc.SentinelAddrs, err = addrList("GATEHOUSE_REDIS_SENTINEL_ADDRS", c.RedisSentinelAddrs); err != nil {
+		return cc, err
 	}
-	if c.RedisClusterAddrs != "" {
-		if cc.ClusterAddrs, err = redisstore.ParseAddrs(c.RedisClusterAddrs); err != nil {
-			return cc, fmt.Errorf("GATEHOUSE_REDIS_CLUSTER_ADDRS: %w", err)
-		}
+	if cc.ClusterAddrs, err = addrList("GATEHOUSE_REDIS_CLUSTER_ADDRS", c.RedisClusterAddrs); err != nil {
+		return cc, err
 	}
-	if (c.RedisTLSCertFile == "") != (c.RedisTLSKeyFile == "") {
-		return cc, errors.New("set both GATEHOUSE_REDIS_TLS_CERT_FILE and GATEHOUSE_REDIS_TLS_KEY_FILE, or neither")
+	return cc, c.checkRedisPairs()
+}
+
+// addrList parses a comma-separated host:port list ("": none).
+func addrList(env, s string) ([]string, error) {
+	if s == "" {
+		return nil, nil
 	}
-	if _, err := cc.Mode(); err != nil {
-		return cc, fmt.Errorf("Redis: %w", err)
+	addrs, err := redisstore.ParseAddrs(s)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", env, err)
 	}
-	return cc, nil
+	return addrs, nil
+}
+
+// checkRedisPairs checks which Redis variables go together, which is this
+// package's to say; the rest of the form is redisstore's
+// (ClientConfig.Validate).
+func (c Config) checkRedisPairs() error {
+	switch {
+	case c.RedisSentinelAddrs != "" && c.RedisClusterAddrs != "":
+		return errors.New("set only one of GATEHOUSE_REDIS_SENTINEL_ADDRS and GATEHOUSE_REDIS_CLUSTER_ADDRS")
+	case c.RedisSentinelAddrs != "" && c.RedisSentinelMaster == "":
+		return errors.New("GATEHOUSE_REDIS_SENTINEL_ADDRS needs GATEHOUSE_REDIS_SENTINEL_MASTER (the master's name)")
+	case (c.RedisTLSCertFile == "") != (c.RedisTLSKeyFile == ""):
+		return errors.New("set both GATEHOUSE_REDIS_TLS_CERT_FILE and GATEHOUSE_REDIS_TLS_KEY_FILE, or neither")
+	}
+	return nil
 }
 
 // DescribeRedis names the configured Redis for logs, without secrets.
 func (c Config) DescribeRedis() string {
-	switch {
-	case c.RedisURL != "":
-		return c.RedactedRedisURL()
-	case c.RedisSentinelAddrs != "":
-		return "sentinel " + c.RedisSentinelAddrs + " master " + c.RedisSentinelMaster
-	case c.RedisClusterAddrs != "":
-		return "cluster " + c.RedisClusterAddrs
-	}
-	return ""
+	return redisstore.ClientConfig{
+		URL:            c.RedisURL,
+		SentinelMaster: c.RedisSentinelMaster,
+		SentinelAddrs:  nonEmpty(c.RedisSentinelAddrs),
+		ClusterAddrs:   nonEmpty(c.RedisClusterAddrs),
+	}.Describe()
 }
+
+func nonEmpty(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return []string{s}
+}
+
+// RedactedRedisURL returns the Redis URL with its password (and any password
+// query parameter) replaced by "REDACTED".
+func (c Config) RedactedRedisURL() string { return redisstore.RedactURL(c.RedisURL) }

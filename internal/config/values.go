@@ -7,6 +7,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/gatehouse-authz/gatehouse/internal/bytesize"
+	"github.com/gatehouse-authz/gatehouse/userstore/redisstore"
 )
 
 // Secret is a configuration value that must never be printed: its String,
@@ -15,7 +18,7 @@ import (
 type Secret string
 
 // Redacted is what a set Secret prints as.
-const Redacted = "REDACTED"
+const Redacted = redisstore.Redacted
 
 // String returns "REDACTED" for a set secret and "" for an empty one.
 func (s Secret) String() string {
@@ -155,15 +158,8 @@ func (v floatValue) String() string {
 // with a binary unit: "67108864", "64MiB", "512KiB", "1GiB".
 type byteSizeValue struct{ p *int }
 
-// byteUnits are the accepted units, largest first (formatByteSize picks the
-// largest exact one).
-var byteUnits = []struct {
-	name string
-	size int64
-}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"B", 1}}
-
 func (v byteSizeValue) Set(s string) error {
-	n, err := parseByteSize(s)
+	n, err := bytesize.Parse(s)
 	if err != nil {
 		return err
 	}
@@ -175,36 +171,30 @@ func (v byteSizeValue) String() string {
 	if v.p == nil {
 		return ""
 	}
-	return formatByteSize(*v.p)
+	return bytesize.Format(*v.p)
 }
 
-func parseByteSize(s string) (int, error) {
-	t := strings.TrimSpace(s)
-	unit := int64(1)
-	for _, u := range byteUnits {
-		if len(t) > len(u.name) && strings.EqualFold(t[len(t)-len(u.name):], u.name) {
-			t, unit = strings.TrimSpace(t[:len(t)-len(u.name)]), u.size
-			break
-		}
+// urlValue is a URL that may hold a password (the Redis URL): it prints
+// redacted, in the help text's defaults too.
+type urlValue struct{ p *string }
+
+func (v urlValue) Set(s string) error { *v.p = s; return nil }
+func (v urlValue) String() string {
+	if v.p == nil {
+		return ""
 	}
-	n, err := strconv.ParseInt(t, 10, 64)
-	if err != nil || n < 0 {
-		return 0, fmt.Errorf("%q is not a size (want bytes, or e.g. 512KiB, 64MiB, 1GiB)", s)
-	}
-	// Bounded well below any overflow: the settings using sizes check a
-	// range far smaller than this.
-	if n > (1<<40)/unit {
-		return 0, fmt.Errorf("%q is out of range", s)
-	}
-	return int(n * unit), nil
+	return redisstore.RedactURL(*v.p)
 }
 
-// formatByteSize writes n with the largest binary unit that divides it.
-func formatByteSize(n int) string {
-	for _, u := range byteUnits {
-		if n != 0 && int64(n)%u.size == 0 {
-			return strconv.FormatInt(int64(n)/u.size, 10) + u.name
-		}
-	}
-	return strconv.Itoa(n)
-}
+// The logged values: typed, so that JSON logs keep numbers and booleans;
+// durations, levels and sizes as the flag prints them; secrets redacted.
+
+func (v stringValue) logValue() slog.Value   { return slog.StringValue(*v.p) }
+func (v secretValue) logValue() slog.Value   { return v.p.LogValue() }
+func (v urlValue) logValue() slog.Value      { return slog.StringValue(v.String()) }
+func (v boolValue) logValue() slog.Value     { return slog.BoolValue(*v.p) }
+func (v durationValue) logValue() slog.Value { return slog.StringValue(v.p.String()) }
+func (v intValue) logValue() slog.Value      { return slog.IntValue(*v.p) }
+func (v levelValue) logValue() slog.Value    { return slog.StringValue(v.String()) }
+func (v floatValue) logValue() slog.Value    { return slog.Float64Value(*v.p) }
+func (v byteSizeValue) logValue() slog.Value { return slog.StringValue(v.String()) }

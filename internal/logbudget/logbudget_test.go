@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gatehouse-authz/gatehouse/internal/logtest"
+	"github.com/gatehouse-authz/gatehouse/internal/testkit"
 )
 
 var t0 = time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
@@ -106,9 +106,9 @@ func BenchmarkAllow(b *testing.B) {
 // ones is logged once the next second opens; at Debug every line passes; a
 // level the logger does not write takes nothing from the budget.
 func TestEnabled(t *testing.T) {
-	var buf logtest.Buffer
+	var buf testkit.LogBuffer
 	ctx := context.Background()
-	info := logtest.NewLoggerAt(&buf, slog.LevelInfo)
+	info := testkit.NewLoggerAt(&buf, slog.LevelInfo)
 	b := New(2)
 	now := t0
 	b.now = func() time.Time { return now }
@@ -139,7 +139,7 @@ func TestEnabled(t *testing.T) {
 		t.Fatalf("suppressed-lines report = %s", buf.String())
 	}
 
-	debug := logtest.NewLogger(&buf)
+	debug := testkit.NewLogger(&buf)
 	for range 10 {
 		if !b.Enabled(ctx, debug, slog.LevelInfo) {
 			t.Fatal("a Debug logger's line was refused by the budget")

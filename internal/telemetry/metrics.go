@@ -15,16 +15,18 @@ import (
 	"github.com/gatehouse-authz/gatehouse/userstore"
 )
 
-// Metric names, as documented in the README ("Metrics and traces").
+// Metric names, as documented in docs/observability.md#metrics.
 const (
 	MetricDecisions         = "gatehouse_decisions_total"
 	MetricDecisionDuration  = "gatehouse_decision_duration_seconds"
 	MetricChecksInFlight    = "gatehouse_checks_in_flight"
 	MetricDirectoryLookups  = "gatehouse_directory_lookups_total"
 	MetricRedisDuration     = "gatehouse_redis_duration_seconds"
+	MetricOriginDuration    = "gatehouse_directory_origin_duration_seconds"
 	MetricBuildInfo         = "gatehouse_build_info"
 	otherReason             = "other"
 	layerRedis              = "redis"
+	layerOrigin             = "origin"
 	outcomeHit, outcomeMiss = "hit", "miss"
 	outcomeError, outcomeOK = "error", "ok"
 	// outcomeInvalid is a record Redis holds but that is malformed
@@ -64,6 +66,9 @@ type Metrics struct {
 	lookups  *prometheus.CounterVec
 	byLookup map[lookupKey]prometheus.Counter
 	redisDur [2]prometheus.Observer // ok, error
+	// originDur times the lookups of a directory origin (Meet's
+	// database, a gRPC directory service): ok, error.
+	originDur [2]prometheus.Observer
 }
 
 type resolvedCounter struct {
@@ -74,10 +79,14 @@ type resolvedCounter struct {
 type lookupKey struct{ layer, outcome string }
 
 // knownLookups are the directory layers and outcomes reported by
-// userstore.Cache (layer "cache") and by Metrics.Redis (layer "redis").
+// userstore.Cache (layer "cache"), by Metrics.Redis and
+// userstore.ReadThrough (layer "redis"; write_error with an origin only)
+// and by Metrics.Origin (layer "origin").
 var knownLookups = []lookupKey{
 	{"cache", outcomeHit}, {"cache", outcomeMiss}, {"cache", "stale"}, {"cache", outcomeInvalid}, {"cache", outcomeError},
 	{layerRedis, outcomeHit}, {layerRedis, outcomeMiss}, {layerRedis, outcomeInvalid}, {layerRedis, outcomeError},
+	{layerRedis, "write_error"},
+	{layerOrigin, outcomeHit}, {layerOrigin, outcomeMiss}, {layerOrigin, outcomeInvalid}, {layerOrigin, outcomeError},
 }
 
 // NewMetrics returns Metrics with every gatehouse collector and the Go and
@@ -96,7 +105,7 @@ func NewMetrics(build BuildInfo) *Metrics {
 		}),
 		lookups: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: MetricDirectoryLookups,
-			Help: "Directory lookups by layer (cache, redis) and outcome (hit, miss, stale, invalid, error).",
+			Help: "Directory lookups by layer (cache, redis, origin) and outcome (hit, miss, stale, invalid, error, write_error).",
 		}, []string{"layer", "outcome"}),
 	}
 	duration := prometheus.NewHistogramVec(prometheus.HistogramOpts{
@@ -107,6 +116,11 @@ func NewMetrics(build BuildInfo) *Metrics {
 	redisDur := prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    MetricRedisDuration,
 		Help:    "Duration of one Redis directory lookup, by outcome (ok, error).",
+		Buckets: latencyBuckets,
+	}, []string{"outcome"})
+	originDur := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    MetricOriginDuration,
+		Help:    "Duration of one lookup of the directory origin (Meet's database or a gRPC directory service), by outcome (ok, error).",
 		Buckets: latencyBuckets,
 	}, []string{"outcome"})
 	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{
@@ -135,9 +149,11 @@ func NewMetrics(build BuildInfo) *Metrics {
 	}
 	m.redisDur[0] = redisDur.WithLabelValues(outcomeOK)
 	m.redisDur[1] = redisDur.WithLabelValues(outcomeError)
+	m.originDur[0] = originDur.WithLabelValues(outcomeOK)
+	m.originDur[1] = originDur.WithLabelValues(outcomeError)
 
 	reg.MustRegister(
-		m.decisions, duration, m.inFlight, m.lookups, redisDur, buildInfo,
+		m.decisions, duration, m.inFlight, m.lookups, redisDur, originDur, buildInfo,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -237,5 +253,42 @@ func (r *redisDirectory) Lookup(ctx context.Context, kind userstore.Kind, id str
 		r.m.redisDur[0].Observe(elapsed)
 		r.m.byLookup[lookupKey{layerRedis, outcomeHit}].Inc()
 	}
+	return st, err
+}
+
+// Origin returns origin instrumented as the origin layer of the directory
+// (Meet's database, a gRPC directory service): each lookup is timed
+// (gatehouse_directory_origin_duration_seconds) and counted in
+// gatehouse_directory_lookups_total{layer="origin"} as hit (the record
+// exists, active or not), miss (the origin does not know it), invalid or
+// error. Put it right in front of the origin, so that only lookups that
+// reach it are seen. A nil *Metrics returns origin itself.
+func (m *Metrics) Origin(origin userstore.Directory) userstore.Directory {
+	if m == nil {
+		return origin
+	}
+	return &originDirectory{origin: origin, m: m}
+}
+
+type originDirectory struct {
+	origin userstore.Directory
+	m      *Metrics
+}
+
+func (o *originDirectory) Lookup(ctx context.Context, kind userstore.Kind, id string) (userstore.Status, error) {
+	start := time.Now()
+	st, err := o.origin.Lookup(ctx, kind, id)
+	elapsed := time.Since(start).Seconds()
+	outcome, dur := outcomeHit, o.m.originDur[0]
+	switch {
+	case errors.Is(err, userstore.ErrInvalidRecord):
+		outcome = outcomeInvalid
+	case err != nil:
+		outcome, dur = outcomeError, o.m.originDur[1]
+	case st == userstore.NotFound:
+		outcome = outcomeMiss
+	}
+	dur.Observe(elapsed)
+	o.m.byLookup[lookupKey{layerOrigin, outcome}].Inc()
 	return st, err
 }

@@ -7,7 +7,7 @@ import (
 
 	"go.opentelemetry.io/otel"
 
-	"github.com/gatehouse-authz/gatehouse/internal/logtest"
+	"github.com/gatehouse-authz/gatehouse/internal/testkit"
 )
 
 // TestRouteOTelErrors: what OpenTelemetry reports through its process-wide
@@ -15,8 +15,8 @@ import (
 // exporter's errors, over a socket, are checked end to end by
 // cmd/gatehouse's TestServeLogsLibraryErrorsAsJSON.)
 func TestRouteOTelErrors(t *testing.T) {
-	var logs logtest.Buffer
-	RouteOTelErrors(logtest.NewLoggerAt(&logs, slog.LevelInfo))
+	var logs testkit.LogBuffer
+	RouteOTelErrors(testkit.NewLoggerAt(&logs, slog.LevelInfo))
 	// The hooks are process-wide: leave them pointing nowhere.
 	t.Cleanup(func() { RouteOTelErrors(slog.New(slog.DiscardHandler)) })
 

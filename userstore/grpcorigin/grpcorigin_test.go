@@ -26,7 +26,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
-	"github.com/gatehouse-authz/gatehouse/internal/logtest"
+	"github.com/gatehouse-authz/gatehouse/internal/testkit"
 	directoryv1 "github.com/gatehouse-authz/gatehouse/proto/gatehouse/directory/v1"
 	"github.com/gatehouse-authz/gatehouse/userstore"
 )
@@ -482,8 +482,8 @@ func waitWatching(t *testing.T, d *directory, n int) {
 func TestWatch(t *testing.T) {
 	d := newDirectory()
 	s := startServer(t, d)
-	logs := &logtest.Buffer{}
-	o := newOrigin(t, Options{URL: "grpc://" + s.addr, Logger: logtest.NewLogger(logs),
+	logs := &testkit.LogBuffer{}
+	o := newOrigin(t, Options{URL: "grpc://" + s.addr, Logger: testkit.NewLogger(logs),
 		Watch: WatchOptions{MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond}})
 	e := watch(t, o)
 	e.waitReset(t, "first stream")
@@ -538,8 +538,8 @@ func TestWatchUnimplemented(t *testing.T) {
 	directoryv1.RegisterDirectoryServiceServer(srv, directoryv1.UnimplementedDirectoryServiceServer{})
 	go func() { _ = srv.Serve(l) }()
 	t.Cleanup(srv.Stop)
-	logs := &logtest.Buffer{}
-	o := newOrigin(t, Options{URL: "grpc://" + l.Addr().String(), Logger: logtest.NewLogger(logs),
+	logs := &testkit.LogBuffer{}
+	o := newOrigin(t, Options{URL: "grpc://" + l.Addr().String(), Logger: testkit.NewLogger(logs),
 		Watch: WatchOptions{MinBackoff: 10 * time.Millisecond, MaxBackoff: 40 * time.Millisecond}})
 	e := watch(t, o)
 	deadline := time.Now().Add(20 * time.Second)

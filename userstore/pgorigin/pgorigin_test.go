@@ -14,8 +14,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/gatehouse-authz/gatehouse/internal/logtest"
-	"github.com/gatehouse-authz/gatehouse/internal/pgtest"
+	"github.com/gatehouse-authz/gatehouse/internal/testkit"
+	"github.com/gatehouse-authz/gatehouse/internal/testkit/pgtest"
 	"github.com/gatehouse-authz/gatehouse/userstore"
 )
 
@@ -508,8 +508,8 @@ func testRestart(t *testing.T, f *fixture) {
 		t.Fatal(err)
 	}
 	f.pg.Exec(t, sql) // when run alone
-	logs := &logtest.Buffer{}
-	o := f.open(t, Options{Logger: logtest.NewLogger(logs), Listen: ListenOptions{MinBackoff: 50 * time.Millisecond, MaxBackoff: 500 * time.Millisecond}})
+	logs := &testkit.LogBuffer{}
+	o := f.open(t, Options{Logger: testkit.NewLogger(logs), Listen: ListenOptions{MinBackoff: 50 * time.Millisecond, MaxBackoff: 500 * time.Millisecond}})
 	n := f.listen(t, o)
 	n.waitReset(t, 30*time.Second)
 

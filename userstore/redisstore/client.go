@@ -222,10 +222,14 @@ func (c ClientConfig) tlsConfig(on bool, host string) (*tls.Config, error) {
 // buffers.
 const connBufferSize = 4 << 10
 
-// NewUniversalClient builds the client c describes. Every client honours
+// NewUniversalClient builds the client c describes (it checks c with
+// Validate first, and reads the TLS files; it does not dial). Every client honours
 // context deadlines (ContextTimeoutEnabled), so Options.Timeout and the
 // request's deadline bound every call. Errors never contain a password.
 func NewUniversalClient(c ClientConfig) (redis.UniversalClient, Mode, error) {
+	if err := c.Validate(); err != nil {
+		return nil, "", err
+	}
 	mode, err := c.Mode()
 	if err != nil {
 		return nil, "", err
@@ -287,6 +291,25 @@ const ClusterStateReloadInterval = 2 * time.Second
 // multiOptions builds the go-redis options of a Sentinel or Cluster
 // deployment.
 func (c ClientConfig) multiOptions(mode Mode) (*redis.UniversalOptions, error) {
+	uo, useTLS, err := c.multiForm(mode)
+	if err != nil {
+		return nil, err
+	}
+	host, _, _ := net.SplitHostPort(uo.Addrs[0])
+	if c.TLSServerName == "" && len(uo.Addrs) > 1 {
+		host = "" // each node is verified against its own address
+	}
+	tc, err := c.tlsConfig(useTLS, host)
+	if err != nil {
+		return nil, err
+	}
+	uo.TLSConfig = tc
+	return uo, nil
+}
+
+// multiForm is multiOptions without TLS, which reads files: the form of a
+// Sentinel or Cluster deployment, checked by Validate too.
+func (c ClientConfig) multiForm(mode Mode) (*redis.UniversalOptions, bool, error) {
 	uo := &redis.UniversalOptions{
 		ContextTimeoutEnabled: true,
 		ReadBufferSize:        connBufferSize,
@@ -296,7 +319,7 @@ func (c ClientConfig) multiOptions(mode Mode) (*redis.UniversalOptions, error) {
 	if c.URL != "" {
 		m, err := parseMultiURL(c.URL)
 		if err != nil {
-			return nil, fmt.Errorf("invalid Redis URL: %w", err)
+			return nil, false, fmt.Errorf("invalid Redis URL: %w", err)
 		}
 		uo.Addrs, uo.DB, uo.MasterName = m.addrs, m.db, m.master
 		uo.Username, uo.Password = m.user, m.pass
@@ -317,20 +340,20 @@ func (c ClientConfig) multiOptions(mode Mode) (*redis.UniversalOptions, error) {
 			uo.SentinelPassword = c.SentinelPassword
 		}
 		if uo.MasterName == "" {
-			return nil, errors.New("Sentinel needs a master name (master_name in the URL, or the sentinel master setting)")
+			return nil, false, errors.New("sentinel mode needs a master name (master_name in the URL, or the sentinel master setting)")
 		}
 		if len(uo.Addrs) == 0 {
-			return nil, errors.New("Sentinel needs at least one sentinel address")
+			return nil, false, errors.New("sentinel mode needs at least one sentinel address")
 		}
 	} else {
 		if len(c.ClusterAddrs) > 0 {
 			uo.Addrs = c.ClusterAddrs
 		}
 		if uo.DB != 0 {
-			return nil, errors.New("Redis Cluster has only database 0")
+			return nil, false, errors.New("cluster mode has only database 0")
 		}
 		if len(uo.Addrs) == 0 {
-			return nil, errors.New("Cluster needs at least one node address")
+			return nil, false, errors.New("cluster mode needs at least one node address")
 		}
 		uo.IsClusterMode = true
 	}
@@ -340,14 +363,5 @@ func (c ClientConfig) multiOptions(mode Mode) (*redis.UniversalOptions, error) {
 	if c.Password != "" {
 		uo.Password = c.Password
 	}
-	host, _, _ := net.SplitHostPort(uo.Addrs[0])
-	if c.TLSServerName == "" && len(uo.Addrs) > 1 {
-		host = "" // each node is verified against its own address
-	}
-	tc, err := c.tlsConfig(useTLS, host)
-	if err != nil {
-		return nil, err
-	}
-	uo.TLSConfig = tc
-	return uo, nil
+	return uo, useTLS, nil
 }

@@ -12,7 +12,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/gatehouse-authz/gatehouse/internal/redistest"
+	"github.com/gatehouse-authz/gatehouse/internal/testkit/redistest"
 	"github.com/gatehouse-authz/gatehouse/userstore"
 )
 
@@ -208,7 +208,7 @@ func TestSentinelFailover(t *testing.T) {
 
 	// Until the sentinel has turned the old master into a replica, it still
 	// accepts writes, and they are lost when it resyncs: Redis replication
-	// is asynchronous. That window is Redis's (the README says so); what is
+	// is asynchronous. That window is Redis's (docs/directory.md#redis-deployments says so); what is
 	// tested here is that the client follows the switch once it is done.
 	waitFor(t, ctx, "the old master to become a replica", func() error {
 		info, err := master.Client().Info(ctx, "replication").Result()

@@ -19,6 +19,13 @@
 // decision core looks them up (canonical lower-case UUIDs when it is
 // configured for UUIDs).
 //
+// When a directory origin is the record (Meet's database, a gRPC directory
+// service), Redis is its shared cache: OriginCache writes the origin's
+// answers under the same keys, with a TTL and one more field, origin =
+// "found" | "absent" (an absent record is cached as active "0"), and reads
+// only entries that carry it. A lookup without an origin reads such an entry
+// as it reads any record.
+//
 // # Lookups fail closed
 //
 // A missing key is NotFound. "1" is Active, "0" is Inactive. A record that

@@ -9,7 +9,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/gatehouse-authz/gatehouse/internal/redistest"
+	"github.com/gatehouse-authz/gatehouse/internal/testkit/redistest"
 	"github.com/gatehouse-authz/gatehouse/userstore"
 )
 

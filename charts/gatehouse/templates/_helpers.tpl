@@ -65,6 +65,7 @@ Where the mounted files live in the container.
 {{- define "gatehouse.usersDir" -}}/etc/gatehouse/users{{- end -}}
 {{- define "gatehouse.routesDir" -}}/etc/gatehouse/routes{{- end -}}
 {{- define "gatehouse.redisDir" -}}/etc/gatehouse/redis{{- end -}}
+{{- define "gatehouse.originDir" -}}/etc/gatehouse/origin{{- end -}}
 
 {{/*
 The Secret the chart creates for whatever is not taken from an existing one.
@@ -91,12 +92,21 @@ key: jwt-secret
 
 {{/*
 gatehouse.directory: "redis" or "users"; fails unless exactly one is configured.
+With directoryOrigin.url: "redis" (Redis is the origin's cache) or "origin"
+(no Redis); users must then be empty.
 */}}
 {{- define "gatehouse.directory" -}}
 {{- $r := .Values.redis -}}
 {{- $redis := or $r.url $r.existingSecret.urlKey $r.sentinel.addrs $r.clusterAddrs -}}
 {{- $users := or .Values.users.file .Values.users.existingSecret -}}
-{{- if and $redis $users -}}
+{{- $origin := .Values.directoryOrigin.url -}}
+{{- if and $origin $users -}}
+{{- fail "gatehouse: directoryOrigin.url is the directory of record: leave users empty (redis may be its cache)" -}}
+{{- else if and $origin $redis -}}
+redis
+{{- else if $origin -}}
+origin
+{{- else if and $redis $users -}}
 {{- fail "gatehouse: configure one user directory: redis (redis.url, redis.sentinel or redis.clusterAddrs) or users (users.file or users.existingSecret), not both" -}}
 {{- else if $redis -}}
 redis
@@ -105,7 +115,7 @@ users
 {{- else if or $r.password $r.existingSecret.name $r.sentinel.master -}}
 {{- fail "gatehouse: Redis credentials are set but no Redis address: set redis.url (or redis.existingSecret.urlKey), redis.sentinel.addrs or redis.clusterAddrs" -}}
 {{- else -}}
-{{- fail "gatehouse: no user directory: set redis.url (or redis.existingSecret.urlKey), redis.sentinel.addrs or redis.clusterAddrs for Redis, or users.file (or users.existingSecret) for a static users file" -}}
+{{- fail "gatehouse: no user directory: set directoryOrigin.url for Meet's database, redis.url (or redis.existingSecret.urlKey), redis.sentinel.addrs or redis.clusterAddrs for Redis, or users.file (or users.existingSecret) for a static users file" -}}
 {{- end -}}
 {{- end -}}
 
@@ -167,6 +177,38 @@ chart's Secret or an existing one. Fails on contradictory settings.
 {{- end -}}
 
 {{/*
+gatehouse.originFiles: the files of the projected "origin" volume, as a YAML
+list of {env, secret, key, path}: the database password and the CA
+certificate, from existing Secrets. Fails on contradictory settings.
+*/}}
+{{- define "gatehouse.originFiles" -}}
+{{- $o := .Values.directoryOrigin -}}
+{{- if $o.url -}}
+{{- if not (regexMatch "^(postgres|postgresql|grpc|grpcs)://" $o.url) -}}
+{{- fail "gatehouse: directoryOrigin.url must start with postgres://, postgresql://, grpc:// or grpcs://" -}}
+{{- end -}}
+{{- if regexMatch "^[a-z]+://[^/@?#]*:[^/@?#]*@" $o.url -}}
+{{- fail "gatehouse: directoryOrigin.url holds a password: put it in a Secret named by directoryOrigin.passwordSecret" -}}
+{{- end -}}
+{{- if regexMatch "[?&]password=" $o.url -}}
+{{- fail "gatehouse: directoryOrigin.url holds a password: put it in a Secret named by directoryOrigin.passwordSecret" -}}
+{{- end -}}
+{{- end -}}
+{{- if and $o.passwordSecret.name (not (regexMatch "^postgres(ql)?://" $o.url)) -}}
+{{- fail "gatehouse: directoryOrigin.passwordSecret is for a postgres:// directoryOrigin.url" -}}
+{{- end -}}
+{{- if and $o.caSecret.name (not (hasPrefix "grpcs://" $o.url)) -}}
+{{- fail "gatehouse: directoryOrigin.caSecret is for a grpcs:// directoryOrigin.url" -}}
+{{- end -}}
+{{- with $o.passwordSecret.name }}
+- {env: GATEHOUSE_DIRECTORY_ORIGIN_PASSWORD_FILE, secret: {{ . }}, key: {{ required "directoryOrigin.passwordSecret.key must not be empty" $o.passwordSecret.key }}, path: password}
+{{- end }}
+{{- with $o.caSecret.name }}
+- {env: GATEHOUSE_DIRECTORY_ORIGIN_CA_FILE, secret: {{ . }}, key: {{ required "directoryOrigin.caSecret.key must not be empty" $o.caSecret.key }}, path: ca.crt}
+{{- end }}
+{{- end -}}
+
+{{/*
 gatehouse.chartSecretData: the data of the Secret the chart creates for what
 is not taken from an existing one (empty: no Secret).
 */}}
@@ -204,7 +246,7 @@ routes.yaml: |
 gatehouse.reservedConfig: the GATEHOUSE_* settings the chart controls itself.
 */}}
 {{- define "gatehouse.reservedConfig" -}}
-GATEHOUSE_GRPC_ADDR GATEHOUSE_HTTP_ADDR GATEHOUSE_OPS_ADDR GATEHOUSE_SHUTDOWN_TIMEOUT GATEHOUSE_JWT_SECRET GATEHOUSE_JWT_SECRET_FILE GATEHOUSE_REDIS_URL GATEHOUSE_REDIS_PASSWORD GATEHOUSE_REDIS_PASSWORD_FILE GATEHOUSE_REDIS_SENTINEL_ADDRS GATEHOUSE_REDIS_SENTINEL_PASSWORD GATEHOUSE_REDIS_SENTINEL_PASSWORD_FILE GATEHOUSE_REDIS_CLUSTER_ADDRS GATEHOUSE_REDIS_TLS_CA_FILE GATEHOUSE_REDIS_TLS_CERT_FILE GATEHOUSE_REDIS_TLS_KEY_FILE GATEHOUSE_USERS_FILE GATEHOUSE_ROUTES
+GATEHOUSE_GRPC_ADDR GATEHOUSE_HTTP_ADDR GATEHOUSE_OPS_ADDR GATEHOUSE_SHUTDOWN_TIMEOUT GATEHOUSE_JWT_SECRET GATEHOUSE_JWT_SECRET_FILE GATEHOUSE_REDIS_URL GATEHOUSE_REDIS_PASSWORD GATEHOUSE_REDIS_PASSWORD_FILE GATEHOUSE_REDIS_SENTINEL_ADDRS GATEHOUSE_REDIS_SENTINEL_PASSWORD GATEHOUSE_REDIS_SENTINEL_PASSWORD_FILE GATEHOUSE_REDIS_CLUSTER_ADDRS GATEHOUSE_REDIS_TLS_CA_FILE GATEHOUSE_REDIS_TLS_CERT_FILE GATEHOUSE_REDIS_TLS_KEY_FILE GATEHOUSE_USERS_FILE GATEHOUSE_ROUTES GATEHOUSE_DIRECTORY_ORIGIN GATEHOUSE_DIRECTORY_ORIGIN_PASSWORD_FILE GATEHOUSE_DIRECTORY_ORIGIN_CA_FILE
 {{- end -}}
 
 {{/*
@@ -235,6 +277,12 @@ config. A first-class value and the same variable in config is an error.
 {{- $_ := set $env "GATEHOUSE_REDIS_CLUSTER_ADDRS" (join "," .) -}}
 {{- end -}}
 {{- end -}}
+{{- with $v.directoryOrigin.url -}}
+{{- $_ := set $env "GATEHOUSE_DIRECTORY_ORIGIN" . -}}
+{{- range include "gatehouse.originFiles" $ | fromYamlArray -}}
+{{- $_ := set $env .env (printf "%s/%s" (include "gatehouse.originDir" $) .path) -}}
+{{- end -}}
+{{- end -}}
 {{- if eq (include "gatehouse.directory" .) "users" -}}
 {{- $key := ternary $v.users.existingSecretKey "users.yaml" (ne $v.users.existingSecret "") -}}
 {{- $_ := set $env "GATEHOUSE_USERS_FILE" (printf "%s/%s" (include "gatehouse.usersDir" .) $key) -}}
@@ -255,6 +303,10 @@ config. A first-class value and the same variable in config is an error.
   "GATEHOUSE_REDIS_TLS_SERVER_NAME" $v.redis.tls.serverName
   "GATEHOUSE_REDIS_PREFIX" $v.redis.prefix
   "GATEHOUSE_REDIS_TIMEOUT" $v.redis.timeout
+  "GATEHOUSE_DIRECTORY_USER_QUERY" $v.directoryOrigin.userQuery
+  "GATEHOUSE_DIRECTORY_APP_QUERY" $v.directoryOrigin.appQuery
+  "GATEHOUSE_REDIS_CACHE_TTL" $v.directoryOrigin.redisCacheTTL
+  "GATEHOUSE_REDIS_CACHE_NEGATIVE_TTL" $v.directoryOrigin.redisCacheNegativeTTL
   "GATEHOUSE_CACHE_TTL" $v.cache.ttl
   "GATEHOUSE_CACHE_NEGATIVE_TTL" $v.cache.negativeTTL
   "GATEHOUSE_CACHE_SIZE" $v.cache.size
