@@ -19,6 +19,10 @@ type TokenSpec struct {
 	TTL time.Duration
 	// Now is the issue time (zero: time.Now()).
 	Now time.Time
+	// Addon issues an add-on token instead, as Meet's add-on service does
+	// (2026.08): no client_id and no delegated claim, ClientID unused; sign
+	// it with the add-on key, issuer and audience.
+	Addon bool
 }
 
 // TokenResponse is Meet's /token response body.
@@ -31,7 +35,8 @@ type TokenResponse struct {
 
 // IssueToken signs a token for spec with cfg's secret, algorithm, issuer and
 // audience, with the claims Meet puts in its delegation tokens: iat, exp,
-// user_id, client_id, delegated=true, and iss, aud and scope when set.
+// user_id, client_id, delegated=true, and iss, aud and scope when set. An
+// add-on token (spec.Addon) has the same claims but client_id and delegated.
 func IssueToken(cfg JWTConfig, spec TokenSpec) (TokenResponse, error) {
 	method, err := signingMethod(cfg.Algorithm)
 	if err != nil {
@@ -40,8 +45,13 @@ func IssueToken(cfg JWTConfig, spec TokenSpec) (TokenResponse, error) {
 	if len(cfg.Secret) == 0 {
 		return TokenResponse{}, errors.New("issue token: empty secret")
 	}
-	if spec.UserID == "" || spec.ClientID == "" {
-		return TokenResponse{}, errors.New("issue token: user id and client id are required")
+	switch {
+	case spec.UserID == "":
+		return TokenResponse{}, errors.New("issue token: a user id is required")
+	case spec.ClientID == "" && !spec.Addon:
+		return TokenResponse{}, errors.New("issue token: a client id is required")
+	case spec.ClientID != "" && spec.Addon:
+		return TokenResponse{}, errors.New("issue token: an add-on token has no client id")
 	}
 	ttl := spec.TTL
 	if ttl <= 0 {
@@ -52,11 +62,13 @@ func IssueToken(cfg JWTConfig, spec TokenSpec) (TokenResponse, error) {
 		now = time.Now()
 	}
 	claims := jwt.MapClaims{
-		"iat":       now.Unix(),
-		"exp":       now.Add(ttl).Unix(),
-		"user_id":   spec.UserID,
-		"client_id": spec.ClientID,
-		"delegated": true,
+		"iat":     now.Unix(),
+		"exp":     now.Add(ttl).Unix(),
+		"user_id": spec.UserID,
+	}
+	if !spec.Addon {
+		claims["client_id"] = spec.ClientID
+		claims["delegated"] = true
 	}
 	if cfg.Issuer != "" {
 		claims["iss"] = cfg.Issuer

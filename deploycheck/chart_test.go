@@ -4,6 +4,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -75,6 +76,7 @@ func scenarioArgs(name string) []string {
 // without creating them (managed outside the chart).
 var existingSecrets = map[string]map[string]string{
 	"meet-application-jwt": {"APPLICATION_JWT_SECRET_KEY": "existing-jwt-key-0123456789abcdef"},
+	"meet-addons":          {"ADDONS_TOKEN_SECRET_KEY": "existing-add-on-key-0123456789abcdef"},
 	"gatehouse-jwt":        {"jwt-secret": "existing-jwt-key-0123456789abcdef"},
 	"meet-db-gatehouse":    {"password": "existing-meet-db-password"},
 	"gatehouse-redis": {
@@ -295,16 +297,25 @@ func checkDeployment(t *testing.T, m *manifest) {
 	probes := map[string]struct {
 		p       *corev1.Probe
 		service string
+		path    string
 	}{
-		"startup":   {c.StartupProbe, ""},
-		"liveness":  {c.LivenessProbe, ""},
-		"readiness": {c.ReadinessProbe, authorizationService},
+		"startup":   {c.StartupProbe, "", "/healthz"},
+		"liveness":  {c.LivenessProbe, "", "/healthz"},
+		"readiness": {c.ReadinessProbe, authorizationService, "/readyz"},
 	}
+	tlsOn := slices.ContainsFunc(c.VolumeMounts, func(vm corev1.VolumeMount) bool { return vm.Name == "tls" })
 	for name, want := range probes {
 		p := want.p
 		switch {
 		case p == nil:
 			t.Errorf("no %s probe", name)
+		case tlsOn:
+			// The kubelet's gRPC probe speaks plaintext only: with TLS on
+			// the grpc port, the probes ask the plain metrics port.
+			if p.HTTPGet == nil || p.GRPC != nil || p.HTTPGet.Port.StrVal != "metrics" ||
+				p.HTTPGet.Path != want.path || p.HTTPGet.Scheme == corev1.URISchemeHTTPS {
+				t.Errorf("%s probe %+v with TLS on: want an HTTP GET of %s on the metrics port", name, p.ProbeHandler, want.path)
+			}
 		case p.GRPC == nil || p.HTTPGet != nil || p.TCPSocket != nil || p.Exec != nil:
 			t.Errorf("%s probe %+v: want a native gRPC probe only", name, p.ProbeHandler)
 		case p.GRPC.Port != grpcPort:
@@ -429,6 +440,9 @@ func checkNetworkPolicy(t *testing.T, m *manifest) {
 	ingressPorts := map[string]bool{}
 	for _, r := range np.Spec.Ingress {
 		for _, p := range r.Ports {
+			if p.Port != nil && p.Port.Type == intstr.Int && p.Port.IntValue() == istioHBONEPort {
+				continue // Istio ambient's ztunnel, not a container port
+			}
 			if p.Port == nil || p.Port.Type != intstr.String || containerPort(c, p.Port.StrVal) == 0 {
 				t.Errorf("ingress port %v is not a named container port", p.Port)
 				continue
@@ -468,7 +482,8 @@ func secretData(m *manifest, name string) (map[string][]byte, bool) {
 		return data, true
 	}
 	ex, ok := existingSecrets[name]
-	if name == "redis-tls" {
+	// The listeners' Secret (ci/tls) holds the same kind of PEM files.
+	if name == "redis-tls" || name == "gatehouse-tls" {
 		pki, err := redisTLS()
 		if err != nil {
 			panic(err)
@@ -798,7 +813,8 @@ func checkGatehouseConfig(t *testing.T, m *manifest, pf podFiles) {
 	}
 
 	// The kubelet must not kill a pod that is still draining: the preStop
-	// sleep plus the graceful stop must end before the grace period does.
+	// sleep, the drain and the graceful stop must end before the grace
+	// period does.
 	grace := time.Duration(*d.Spec.Template.Spec.TerminationGracePeriodSeconds) * time.Second
 	var preStop time.Duration
 	if c.Lifecycle != nil && c.Lifecycle.PreStop != nil {
@@ -808,8 +824,21 @@ func checkGatehouseConfig(t *testing.T, m *manifest, pf podFiles) {
 			preStop = time.Duration(c.Lifecycle.PreStop.Sleep.Seconds) * time.Second
 		}
 	}
-	if grace <= preStop+cfg.ShutdownTimeout {
-		t.Errorf("terminationGracePeriodSeconds %s <= preStop sleep %s + GATEHOUSE_SHUTDOWN_TIMEOUT %s", grace, preStop, cfg.ShutdownTimeout)
+	if grace <= preStop+cfg.DrainPeriod+cfg.ShutdownTimeout {
+		t.Errorf("terminationGracePeriodSeconds %s <= preStop sleep %s + GATEHOUSE_DRAIN_PERIOD %s + GATEHOUSE_SHUTDOWN_TIMEOUT %s",
+			grace, preStop, cfg.DrainPeriod, cfg.ShutdownTimeout)
+	}
+	// The listeners' certificate, key and client CAs load as gatehouse
+	// loads them at start.
+	if cfg.TLSCertFile != "" {
+		if _, err := tls.LoadX509KeyPair(cfg.TLSCertFile, cfg.TLSKeyFile); err != nil {
+			t.Errorf("GATEHOUSE_TLS_CERT_FILE and _KEY_FILE: %v", err)
+		}
+		if cfg.TLSClientCAFile != "" {
+			if pem, err := os.ReadFile(cfg.TLSClientCAFile); err != nil || !x509.NewCertPool().AppendCertsFromPEM(pem) {
+				t.Errorf("GATEHOUSE_TLS_CLIENT_CA_FILE holds no CA certificate (%v)", err)
+			}
+		}
 	}
 
 	secret, err := cfg.Secret()
@@ -874,8 +903,12 @@ func TestChartDefaults(t *testing.T) {
 	if pf.env["GATEHOUSE_ROUTES"] != routes.MeetTableName {
 		t.Errorf("GATEHOUSE_ROUTES = %q, want the built-in %q", pf.env["GATEHOUSE_ROUTES"], routes.MeetTableName)
 	}
-	if cfg.ShutdownTimeout != 15*time.Second || *d.Spec.Template.Spec.TerminationGracePeriodSeconds != 25 {
-		t.Errorf("shutdown %s, grace %ds: want 15s and 25s (5s preStop + 15s + 5s)", cfg.ShutdownTimeout, *d.Spec.Template.Spec.TerminationGracePeriodSeconds)
+	if cfg.ShutdownTimeout != 15*time.Second || cfg.DrainPeriod != 10*time.Second || *d.Spec.Template.Spec.TerminationGracePeriodSeconds != 30 {
+		t.Errorf("shutdown %s, drain %s, grace %ds: want 15s, 10s and 30s (10s drain + 15s + 5s)",
+			cfg.ShutdownTimeout, cfg.DrainPeriod, *d.Spec.Template.Spec.TerminationGracePeriodSeconds)
+	}
+	if c := container(t, d); c.Lifecycle != nil {
+		t.Errorf("lifecycle %+v by default: gatehouse drains by itself, a preStop sleep would only delay NOT_SERVING", c.Lifecycle)
 	}
 	// The JWT key is read from a file, never from an environment variable.
 	if _, ok := pf.env["GATEHOUSE_JWT_SECRET"]; ok {
@@ -1261,8 +1294,8 @@ func TestChartFull(t *testing.T) {
 	if cfg.JWTIssuer != "" || cfg.CacheSize != 5000000 || cfg.HeaderUserID != "x-meet-user" || cfg.ShutdownTimeout != 30*time.Second {
 		t.Errorf("parsed config %v", cfg)
 	}
-	if *d.Spec.Template.Spec.TerminationGracePeriodSeconds != 35 || c.Lifecycle != nil {
-		t.Errorf("grace %d and lifecycle %+v: want 35s (30s + 5s) and no preStop", *d.Spec.Template.Spec.TerminationGracePeriodSeconds, c.Lifecycle)
+	if *d.Spec.Template.Spec.TerminationGracePeriodSeconds != 45 || c.Lifecycle != nil {
+		t.Errorf("grace %d and lifecycle %+v: want 45s (10s drain + 30s + 5s) and no preStop", *d.Spec.Template.Spec.TerminationGracePeriodSeconds, c.Lifecycle)
 	}
 	for _, p := range []*corev1.Probe{c.StartupProbe, c.LivenessProbe, c.ReadinessProbe} {
 		if p.GRPC.Port != 9443 {
@@ -1296,8 +1329,14 @@ var chartReserved = map[string]string{
 	"GATEHOUSE_HTTP_ADDR":                      "ports.http",
 	"GATEHOUSE_OPS_ADDR":                       "ports.metrics",
 	"GATEHOUSE_SHUTDOWN_TIMEOUT":               "shutdownTimeoutSeconds",
+	"GATEHOUSE_DRAIN_PERIOD":                   "drainSeconds",
+	"GATEHOUSE_TLS_CERT_FILE":                  "tls.existingSecret or tls.certManager",
+	"GATEHOUSE_TLS_KEY_FILE":                   "tls.existingSecret or tls.certManager",
+	"GATEHOUSE_TLS_CLIENT_CA_FILE":             "tls.clientAuth",
 	"GATEHOUSE_JWT_SECRET":                     "jwt.secret (mounted as GATEHOUSE_JWT_SECRET_FILE)",
 	"GATEHOUSE_JWT_SECRET_FILE":                "jwt.secret or jwt.existingSecret",
+	"GATEHOUSE_ADDONS_JWT_SECRET":              "addons.secret (mounted as GATEHOUSE_ADDONS_JWT_SECRET_FILE)",
+	"GATEHOUSE_ADDONS_JWT_SECRET_FILE":         "addons.secret or addons.existingSecret",
 	"GATEHOUSE_REDIS_URL":                      "redis.url or redis.existingSecret.urlKey",
 	"GATEHOUSE_REDIS_PASSWORD":                 "redis.password (mounted as GATEHOUSE_REDIS_PASSWORD_FILE)",
 	"GATEHOUSE_REDIS_PASSWORD_FILE":            "redis.password or redis.existingSecret.passwordKey",
@@ -1389,6 +1428,9 @@ func TestChartRefusesMistakes(t *testing.T) {
 		"wrong type":             {append(defaults, "--set-string", "replicaCount=two"), "replicaCount"},
 		"bad duration":           {append(defaults, "--set", "cache.ttl=30 seconds"), "ttl"},
 		"bad enum":               {append(defaults, "--set", "jwt.algorithm=RS256"), "algorithm"},
+		"unknown meet profile":   {append(defaults, "--set", "meetProfile=2026.09"), "meetProfile"},
+		"add-ons under 2025.10":  {append(defaults, "--set", "addons.secret=x"), `need meetProfile: "2026.08"`},
+		"add-on key in config":   {append(defaults, "--set", "config.GATEHOUSE_ADDONS_JWT_SECRET=x"), "GATEHOUSE_ADDONS_JWT_SECRET"},
 		"unknown routes table":   {append(defaults, "--set", "routes.builtin=met"), "builtin"},
 		"config not GATEHOUSE_":  {append(defaults, "--set", "config.LOG_LEVEL=debug"), "LOG_LEVEL"},
 		"config reserved":        {append(defaults, "--set", "config.GATEHOUSE_REDIS_URL=redis://x:6379"), "GATEHOUSE_REDIS_URL"},

@@ -1,7 +1,9 @@
 package deploycheck
 
 import (
+	"encoding/json"
 	"fmt"
+	"maps"
 	"regexp"
 	"slices"
 	"strings"
@@ -14,6 +16,7 @@ import (
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	extauthzv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	upstreamhttpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -29,6 +32,7 @@ import (
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/stream/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 
+	"github.com/gatehouse-authz/gatehouse/authz"
 	"github.com/gatehouse-authz/gatehouse/authz/routes"
 	"github.com/gatehouse-authz/gatehouse/internal/config"
 )
@@ -180,9 +184,12 @@ func TestEnvoyExample(t *testing.T) {
 	if gs.GetEnvoyGrpc().GetClusterName() != "gatehouse" || ea.GetHttpService() != nil {
 		t.Errorf("ext_authz service %v: want grpc_service.envoy_grpc.cluster_name gatehouse", gs)
 	}
-	if d := gs.GetTimeout().AsDuration(); gs.GetTimeout() == nil || d != 250*time.Millisecond {
-		t.Errorf("ext_authz timeout %v, want 0.25s", gs.GetTimeout())
+	if gs.GetTimeout() == nil {
+		t.Errorf("ext_authz has no timeout")
+	} else {
+		checkProxyTimeout(t, "ext_authz grpc_service", gs.GetTimeout().AsDuration())
 	}
+	checkAllowedHeaders(t, ea)
 	if ea.GetTransportApiVersion() != corev3.ApiVersion_V3 {
 		t.Errorf("transport_api_version %v, want V3", ea.GetTransportApiVersion())
 	}
@@ -479,4 +486,168 @@ func TestEnvoyRecipesNeverPassIdentityUnchecked(t *testing.T) {
 			}
 		})
 	}
+}
+
+// proxyTimeoutMargin is what a proxy's timeout keeps above gatehouse's
+// worst case: scheduling, the network, the JSON answer.
+const proxyTimeoutMargin = 250 * time.Millisecond
+
+// checkProxyTimeout: a proxy's timeout on the check is above gatehouse's
+// worst case, two directory lookups (application, user) each bounded by
+// GATEHOUSE_REDIS_TIMEOUT, plus a margin, so that gatehouse answers a slow
+// directory with its own 503 (JSON detail, Retry-After, decision id) before
+// the proxy gives up with a bare status_on_error; and it is still a bound
+// (a few seconds, not Istio's 600s).
+func checkProxyTimeout(t *testing.T, what string, got time.Duration) {
+	t.Helper()
+	var redisTimeout time.Duration
+	for _, s := range config.Settings() {
+		if s.Env == "GATEHOUSE_REDIS_TIMEOUT" {
+			redisTimeout = must(time.ParseDuration(s.Default))
+		}
+	}
+	if redisTimeout <= 0 {
+		t.Fatal("no default for GATEHOUSE_REDIS_TIMEOUT")
+	}
+	floor := 2*redisTimeout + proxyTimeoutMargin
+	if got < floor || got > 5*time.Second {
+		t.Errorf("%s: timeout %s; want at least %s (2 × GATEHOUSE_REDIS_TIMEOUT %s + %s) and at most 5s",
+			what, got, floor, redisTimeout, proxyTimeoutMargin)
+	}
+}
+
+// checkAllowedHeaders: the gRPC check carries only the headers gatehouse
+// reads, never the client's cookies: Envoy sends every header when
+// allowed_headers is unset.
+func checkAllowedHeaders(t *testing.T, ea *extauthzv3.ExtAuthz) {
+	t.Helper()
+	var exact []string
+	for _, m := range ea.GetAllowedHeaders().GetPatterns() {
+		if m.GetExact() == "" {
+			t.Errorf("allowed_headers pattern %v: list exact names only", m)
+			continue
+		}
+		exact = append(exact, m.GetExact())
+	}
+	if len(exact) == 0 {
+		t.Fatal("ext_authz has no allowed_headers: every client header, cookies included, is sent to gatehouse")
+	}
+	for _, need := range []string{"authorization", "x-request-id", "traceparent"} {
+		if !slices.Contains(exact, need) {
+			t.Errorf("allowed_headers %v lacks %s, which gatehouse reads", exact, need)
+		}
+	}
+	for _, never := range []string{"cookie", "proxy-authorization"} {
+		if slices.Contains(exact, never) {
+			t.Errorf("allowed_headers %v sends %s to gatehouse", exact, never)
+		}
+	}
+}
+
+const envoyTLSExample = "examples/envoy/gatehouse-tls.yaml"
+
+// TestEnvoyTLSExample: the transport_socket of examples/envoy/gatehouse-tls.yaml,
+// put into envoy.yaml's gatehouse cluster as its comment says, is a valid
+// bootstrap (strict decoding, every @type resolved, Envoy's validation
+// rules), and speaks what gatehouse's TLS listener needs: TLS 1.2 or later,
+// ALPN h2, gatehouse's certificate verified by CA and name, and a client
+// certificate for mutual TLS.
+func TestEnvoyTLSExample(t *testing.T) {
+	t.Parallel()
+	var boot map[string]any
+	if err := decodeYAMLStrict(readRepoFile(t, envoyExample), &boot); err != nil {
+		t.Fatal(err)
+	}
+	var fragment map[string]any
+	if err := decodeYAMLStrict(readRepoFile(t, envoyTLSExample), &fragment); err != nil {
+		t.Fatal(err)
+	}
+	if len(fragment) != 1 || fragment["transport_socket"] == nil {
+		t.Fatalf("%s: want only a transport_socket, got keys %v", envoyTLSExample, slices.Collect(maps.Keys(fragment)))
+	}
+	clusters, _ := boot["static_resources"].(map[string]any)["clusters"].([]any)
+	merged := false
+	for _, c := range clusters {
+		if cm, ok := c.(map[string]any); ok && cm["name"] == "gatehouse" {
+			cm["transport_socket"] = fragment["transport_socket"]
+			merged = true
+		}
+	}
+	if !merged {
+		t.Fatalf("%s has no gatehouse cluster", envoyExample)
+	}
+	doc, err := json.Marshal(boot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lb, err := loadEnvoyBootstrap(doc)
+	if err != nil {
+		t.Fatalf("%s with %s: %v", envoyExample, envoyTLSExample, err)
+	}
+	var gc *clusterv3.Cluster
+	for _, c := range lb.bootstrap.GetStaticResources().GetClusters() {
+		if c.GetName() == "gatehouse" {
+			gc = c
+		}
+	}
+	ts := gc.GetTransportSocket()
+	if ts.GetName() != "envoy.transport_sockets.tls" {
+		t.Fatalf("transport_socket %q, want envoy.transport_sockets.tls", ts.GetName())
+	}
+	up := unpack[*tlsv3.UpstreamTlsContext](t, ts.GetTypedConfig())
+	ctc := up.GetCommonTlsContext()
+	if v := ctc.GetTlsParams().GetTlsMinimumProtocolVersion(); v != tlsv3.TlsParameters_TLSv1_2 && v != tlsv3.TlsParameters_TLSv1_3 {
+		t.Errorf("tls_minimum_protocol_version %v: gatehouse accepts TLS 1.2 or later only", v)
+	}
+	if !slices.Equal(ctc.GetAlpnProtocols(), []string{"h2"}) {
+		t.Errorf("alpn_protocols %v, want [h2]: gRPC needs HTTP/2", ctc.GetAlpnProtocols())
+	}
+	vc := ctc.GetValidationContext()
+	if vc.GetTrustedCa().GetFilename() == "" || len(vc.GetMatchTypedSubjectAltNames()) == 0 {
+		t.Errorf("validation_context %v: want a trusted CA and a subject name to match", vc)
+	}
+	sni := up.GetSni()
+	eps := gc.GetLoadAssignment().GetEndpoints()[0].GetLbEndpoints()
+	if addr := eps[0].GetEndpoint().GetAddress().GetSocketAddress().GetAddress(); sni != addr {
+		t.Errorf("sni %q is not the cluster's address %q", sni, addr)
+	}
+	for _, m := range vc.GetMatchTypedSubjectAltNames() {
+		if m.GetMatcher().GetExact() != sni {
+			t.Errorf("subject name matcher %v: want the sni %q", m.GetMatcher(), sni)
+		}
+	}
+	if certs := ctc.GetTlsCertificates(); len(certs) != 1 || certs[0].GetCertificateChain().GetFilename() == "" || certs[0].GetPrivateKey().GetFilename() == "" {
+		t.Errorf("tls_certificates %v: want Envoy's client certificate and key for mutual TLS", certs)
+	}
+	if hc := gc.GetHealthChecks(); len(hc) != 1 || hc[0].GetGrpcHealthCheck() == nil {
+		t.Errorf("the gatehouse cluster lost its gRPC health check")
+	}
+}
+
+// TestEnvoyHTTPServiceDeny: the http_service recipe passes to the client
+// what gatehouse puts on a deny besides its body: the body's type and the
+// decision id (authz.DecisionIDHeader) a client quotes to support, and it
+// times the check out above gatehouse's worst case.
+func TestEnvoyHTTPServiceDeny(t *testing.T) {
+	t.Parallel()
+	hcm := loadHCM(t, readRepoFile(t, envoyHTTPServiceExample))
+	var ea *extauthzv3.ExtAuthz
+	for _, f := range hcm.GetHttpFilters() {
+		if f.GetName() == "envoy.filters.http.ext_authz" {
+			ea = unpack[*extauthzv3.ExtAuthz](t, f.GetTypedConfig())
+		}
+	}
+	if ea == nil {
+		t.Fatal("no ext_authz filter")
+	}
+	var exact []string
+	for _, m := range ea.GetHttpService().GetAuthorizationResponse().GetAllowedClientHeaders().GetPatterns() {
+		exact = append(exact, m.GetExact())
+	}
+	for _, want := range []string{"content-type", authz.DecisionIDHeader} {
+		if !slices.Contains(exact, want) {
+			t.Errorf("allowed_client_headers %v lacks %s: Envoy drops it from gatehouse's deny", exact, want)
+		}
+	}
+	checkProxyTimeout(t, "http_service server_uri", ea.GetHttpService().GetServerUri().GetTimeout().AsDuration())
 }

@@ -170,6 +170,30 @@ type serviceMonitor struct {
 	} `json:"spec"`
 }
 
+// certificate is the part of cert-manager's Certificate the chart may use:
+// decoding it strictly refuses any other field.
+type certificate struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata"`
+	Spec              struct {
+		SecretName  string `json:"secretName"`
+		Duration    string `json:"duration"`
+		RenewBefore string `json:"renewBefore"`
+		PrivateKey  struct {
+			Algorithm      string `json:"algorithm"`
+			Size           int    `json:"size"`
+			RotationPolicy string `json:"rotationPolicy"`
+		} `json:"privateKey"`
+		Usages    []string `json:"usages"`
+		DNSNames  []string `json:"dnsNames"`
+		IssuerRef struct {
+			Name  string `json:"name"`
+			Kind  string `json:"kind"`
+			Group string `json:"group"`
+		} `json:"issuerRef"`
+	} `json:"spec"`
+}
+
 // authorizationPolicy is an Istio AuthorizationPolicy: the Kubernetes
 // envelope decoded strictly, the spec with protojson into istio.io/api's type.
 type authorizationPolicy struct {
@@ -232,6 +256,8 @@ func parseManifest(out string) (*manifest, error) {
 			v = &networkingv1.NetworkPolicy{}
 		case "monitoring.coreos.com/v1 ServiceMonitor":
 			v = &serviceMonitor{}
+		case "cert-manager.io/v1 Certificate":
+			v = &certificate{}
 		case "security.istio.io/v1 AuthorizationPolicy":
 			var env istioEnvelope
 			if err := decodeStrict(j, &env); err != nil {

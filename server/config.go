@@ -176,11 +176,13 @@ type Config struct {
 // JWT secret and no directory.
 func DefaultConfig() Config {
 	return Config{
-		GRPCAddr:              DefaultGRPCAddr,
-		OpsAddr:               DefaultOpsAddr,
-		HTTPAddr:              DefaultHTTPAddr,
-		HTTPPathPrefix:        forwardauth.DefaultPathPrefix,
-		JWT:                   authz.JWTConfig{Algorithm: authz.DefaultAlgorithm, Issuer: authz.DefaultIssuer},
+		GRPCAddr:       DefaultGRPCAddr,
+		OpsAddr:        DefaultOpsAddr,
+		HTTPAddr:       DefaultHTTPAddr,
+		HTTPPathPrefix: forwardauth.DefaultPathPrefix,
+		JWT:            authz.JWTConfig{Algorithm: authz.DefaultAlgorithm, Issuer: authz.DefaultIssuer},
+		Addons: authz.JWTConfig{Algorithm: authz.DefaultAddonsAlgorithm, Issuer: authz.DefaultAddonsIssuer,
+			Audience: authz.DefaultAddonsAudience},
 		UserIDFormat:          authz.IDFormatUUID,
 		TokenCacheSize:        authz.DefaultTokenCacheSize,
 		RedisPrefix:           redisstore.DefaultPrefix,

@@ -107,7 +107,7 @@ func userIDNormalizer(cfg Config) func(string) (string, bool) {
 func newRedisDirectory(ctx context.Context, cfg Config, logger *slog.Logger, metrics *telemetry.Metrics) (*directory, error) {
 	client, mode, err := redisstore.NewUniversalClient(*cfg.Redis)
 	if err != nil {
-		return nil, fmt.Errorf("Redis: %w", err)
+		return nil, fmt.Errorf("redis: %w", err)
 	}
 	store := redisstore.New(client, redisstore.Options{Prefix: cfg.RedisPrefix, Timeout: cfg.RedisTimeout})
 	// The circuits sit between the cache and Redis: while one is open,
@@ -156,7 +156,7 @@ func newRedisDirectory(ctx context.Context, cfg Config, logger *slog.Logger, met
 		d.sentinels, err = redisstore.NewSentinelWatch(*cfg.Redis)
 		if err != nil {
 			_ = client.Close()
-			return nil, fmt.Errorf("Redis Sentinel: %w", err)
+			return nil, fmt.Errorf("redis sentinel: %w", err)
 		}
 	}
 	if err := d.ping(ctx); err != nil {

@@ -19,12 +19,6 @@ type livePolicy struct {
 
 var _ authz.MethodPolicy = (*livePolicy)(nil)
 
-func newLivePolicy(s *routes.Set) *livePolicy {
-	p := &livePolicy{}
-	p.cur.Store(s)
-	return p
-}
-
 // Match implements authz.Policy.
 func (p *livePolicy) Match(req *authz.Request) authz.Rule { return p.cur.Load().Match(req) }
 

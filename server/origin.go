@@ -96,7 +96,7 @@ func newOriginDirectory(ctx context.Context, cfg Config, logger *slog.Logger, me
 		client, mode, err := redisstore.NewUniversalClient(*cfg.Redis)
 		if err != nil {
 			o.closeFn()
-			return nil, fmt.Errorf("Redis: %w", err)
+			return nil, fmt.Errorf("redis: %w", err)
 		}
 		store := redisstore.New(client, redisstore.Options{Prefix: cfg.RedisPrefix, Timeout: cfg.RedisTimeout})
 		d.client, d.mode, d.pingWithin = client, mode, max(cfg.RedisTimeout, time.Second)

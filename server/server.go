@@ -30,7 +30,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
-	healthgrpc "google.golang.org/grpc/health/grpc_health_v1"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
@@ -215,7 +214,21 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, opts Options) (_ 
 		return nil, err
 	}
 
-	s.grpc = grpc.NewServer(append(grpcCreds,
+	// Every adapter takes the same instrumented Decider: decision ids,
+	// metrics and spans are protocol-independent.
+	decider := telemetry.NewDecider(az, telemetry.Options{Metrics: s.metrics, Tracer: tracer})
+	checks := extauthz.New(decider, extauthz.Options{
+		Realm:          cfg.Realm,
+		UserIDHeader:   cfg.HeaderUserID,
+		ClientIDHeader: cfg.HeaderClientID,
+		ScopeHeader:    cfg.HeaderScope,
+		Logger:         logger,
+		// Below debug, decision lines share a per-second budget.
+		LogLinesPerSecond: zeroMeansNone(cfg.LogRate),
+	})
+	// The Authorization service reads each CheckRequest with checkwire:
+	// only what the decision, the log line and the trace use is decoded.
+	s.grpc = checks.NewGRPCServer(append(grpcCreds,
 		grpc.ChainUnaryInterceptor(extauthz.UnaryRecoverer(logger)),
 		grpc.MaxConcurrentStreams(maxConcurrentStreams),
 		// Far above any CheckRequest a proxy sends (a forwarded body
@@ -247,23 +260,11 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, opts Options) (_ 
 		// bounds nothing.
 		grpc.NumStreamWorkers(streamWorkers()),
 	)...)
-	// Every adapter takes the same instrumented Decider: decision ids,
-	// metrics and spans are protocol-independent.
-	decider := telemetry.NewDecider(az, telemetry.Options{Metrics: s.metrics, Tracer: tracer})
-	extauthz.New(decider, extauthz.Options{
-		Realm:          cfg.Realm,
-		UserIDHeader:   cfg.HeaderUserID,
-		ClientIDHeader: cfg.HeaderClientID,
-		ScopeHeader:    cfg.HeaderScope,
-		Logger:         logger,
-		// Below debug, decision lines share a per-second budget.
-		LogLinesPerSecond: zeroMeansNone(cfg.LogRate),
-	}).Register(s.grpc)
 	s.health = health.NewServer()
 	// NOT_SERVING until Serve runs: a health check that reaches a server
 	// still starting must not send it work.
 	s.setHealth(healthpb.HealthCheckResponse_NOT_SERVING)
-	healthgrpc.RegisterHealthServer(s.grpc, s.health)
+	healthpb.RegisterHealthServer(s.grpc, s.health)
 	if cfg.GRPCReflection {
 		reflection.Register(s.grpc)
 	}

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/gatehouse-authz/gatehouse/authz"
+	"github.com/gatehouse-authz/gatehouse/authz/extauthz/checkwire"
 	"github.com/gatehouse-authz/gatehouse/authz/internal/adapter"
 	"github.com/gatehouse-authz/gatehouse/internal/logbudget"
 )
@@ -106,10 +107,18 @@ func (s *Server) Register(g *grpc.Server) {
 // ctx is passed to the Decider as is, so the proxy's deadline bounds
 // directory lookups.
 func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
-	r, ok := RequestFromCheck(req)
+	c := CheckFromRequest(req)
+	return s.check(ctx, &c), nil
+}
+
+// check answers a CheckRequest from what Check reads of it: c comes from
+// CheckFromRequest, or straight from the wire (checkwire) on a server made
+// by NewGRPCServer.
+func (s *Server) check(ctx context.Context, c *checkwire.Check) *authv3.CheckResponse {
+	r, ok := &c.Request, c.HTTP
 	var d authz.Decision
 	if ok {
-		d = s.decide(ctx, &r)
+		d = s.decide(ctx, r)
 	} else {
 		d = noHTTPDecision
 		adapter.Record(ctx, s.decider, &d)
@@ -136,9 +145,9 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.C
 	}
 
 	if level := d.LogLevel(); s.logs.Enabled(ctx, s.log, level) {
-		s.logDecision(ctx, level, req, &r, &d)
+		s.logDecision(ctx, level, r, c.RequestID, &d)
 	}
-	return resp, nil
+	return resp
 }
 
 // decide calls the Decider, turning a panic into internalDecision so that
@@ -159,8 +168,8 @@ func (s *Server) decide(ctx context.Context, r *authz.Request) (d authz.Decision
 // logDecision writes the one line of a decision, with the attributes both
 // adapters log (adapter.DecisionAttrs). It is only called when the line is
 // to be written, so that the attributes cost nothing otherwise.
-func (s *Server) logDecision(ctx context.Context, level slog.Level, req *authv3.CheckRequest, r *authz.Request, d *authz.Decision) {
+func (s *Server) logDecision(ctx context.Context, level slog.Level, r *authz.Request, reqID string, d *authz.Decision) {
 	var buf [9]slog.Attr
-	attrs := adapter.DecisionAttrs(buf[:0], r, d, requestID(req.GetAttributes().GetRequest().GetHttp()))
+	attrs := adapter.DecisionAttrs(buf[:0], r, d, reqID)
 	s.log.LogAttrs(ctx, level, "ext_authz decision", attrs...)
 }

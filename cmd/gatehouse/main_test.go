@@ -43,7 +43,8 @@ func TestMain(m *testing.M) {
 	binary = filepath.Join(dir, "gatehouse")
 	goBin, err := exec.LookPath("go")
 	if err != nil {
-		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
+		fmt.Fprintf(os.Stderr, "the go command is not on PATH: %v\n", err)
+		os.Exit(1)
 	}
 	build := exec.Command(goBin, "build",
 		"-ldflags", "-X main.version="+testVersion+" -X main.commit="+testCommit,

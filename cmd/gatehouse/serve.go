@@ -53,7 +53,7 @@ func runServe(ctx context.Context, e env, args []string) int {
 			cfg.JWTSecret = config.Secret(secret)
 			generated = true
 		}
-		if !cfg.UsesRedis() && cfg.UsersFile == "" {
+		if !cfg.UsesRedis() && cfg.UsersFile == "" && cfg.DirectoryOrigin == "" {
 			opts.Directory = userstore.NewMemory([]userstore.Record{
 				{ID: devActiveUser, Active: true, Email: "active@example.invalid"},
 				{ID: devInactiveUser, Active: false, Email: "inactive@example.invalid"},

@@ -13,7 +13,8 @@ import (
 )
 
 // runToken prints a delegation token shaped like Meet's /token answer, signed
-// with the configured secret, algorithm, issuer and audience.
+// with the configured secret, algorithm, issuer and audience; with --addon,
+// an add-on token (2026.08 profile) signed with the add-on settings.
 func runToken(_ context.Context, e env, args []string) int {
 	cfg := config.Default()
 	fs := flag.NewFlagSet("gatehouse token", flag.ContinueOnError)
@@ -28,6 +29,7 @@ func runToken(_ context.Context, e env, args []string) int {
 	fs.StringVar(&spec.ClientID, "client-id", "", "the application's client id (token claim client_id; required)")
 	fs.StringVar(&spec.Scope, "scope", "", "space-separated scopes (token claim scope)")
 	fs.DurationVar(&spec.TTL, "ttl", time.Hour, "token lifetime")
+	fs.BoolVar(&spec.Addon, "addon", false, "mint an add-on token (no client_id, no delegated) with the GATEHOUSE_ADDONS_JWT_* settings (2026.08 profile)")
 	if code, ok := parseFlags(e, fs, args); !ok {
 		return code
 	}
@@ -38,17 +40,28 @@ func runToken(_ context.Context, e env, args []string) int {
 	switch {
 	case spec.UserID == "":
 		return fail(e, errors.New("token: --user-id is required"))
-	case spec.ClientID == "":
+	case spec.ClientID == "" && !spec.Addon:
 		return fail(e, errors.New("token: --client-id is required"))
+	case spec.ClientID != "" && spec.Addon:
+		return fail(e, errors.New("token: an add-on token has no client id: drop --client-id"))
 	case spec.TTL <= 0:
 		return fail(e, fmt.Errorf("token: --ttl must be positive, got %s", spec.TTL))
 	case spec.TTL%time.Second != 0:
 		return fail(e, fmt.Errorf("token: --ttl must be whole seconds, got %s", spec.TTL))
 	}
-	if err := cfg.ValidateJWT(); err != nil {
-		return fail(e, err)
+	var jwt authz.JWTConfig
+	var err error
+	if spec.Addon {
+		if !cfg.HasAddonsSecret() {
+			return fail(e, errors.New("token: --addon needs GATEHOUSE_ADDONS_JWT_SECRET_FILE (--addons-jwt-secret-file) or GATEHOUSE_ADDONS_JWT_SECRET (--addons-jwt-secret)"))
+		}
+		jwt, err = cfg.Addons()
+	} else {
+		if err := cfg.ValidateJWT(); err != nil {
+			return fail(e, err)
+		}
+		jwt, err = cfg.JWT()
 	}
-	jwt, err := cfg.JWT()
 	if err != nil {
 		return fail(e, err)
 	}

@@ -175,7 +175,7 @@ func runDirectory(ctx context.Context, e env, kind userstore.Kind, args []string
 	}
 	client, mode, err := redisstore.NewUniversalClient(cc)
 	if err != nil {
-		return fail(e, fmt.Errorf("Redis: %w", err))
+		return fail(e, fmt.Errorf("redis: %w", err))
 	}
 	defer client.Close()
 	d := &dirCmd{

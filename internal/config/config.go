@@ -86,6 +86,22 @@ type Config struct {
 	// JWTRequireExp refuses tokens without exp.
 	JWTRequireExp bool
 
+	// MeetProfile is the Meet release line the decisions follow, "2025.10"
+	// or "2026.08" (see authz.ParseProfile).
+	MeetProfile string
+	// AddonsJWTSecret (or AddonsJWTSecretFile), AddonsJWTAlgorithm,
+	// AddonsJWTIssuer and AddonsJWTAudience verify add-on tokens (2026.08
+	// profile; no secret: no add-on tokens). Their leeway and require-exp
+	// are JWTLeeway's and JWTRequireExp's.
+	AddonsJWTSecret     Secret
+	AddonsJWTSecretFile string
+	AddonsJWTAlgorithm  string
+	AddonsJWTIssuer     string
+	AddonsJWTAudience   string
+	// ScopesPrefix, when set, is removed with a ":" from the front of each
+	// scope of a token (2026.08 profile; Meet's OIDC_RS_SCOPES_PREFIX).
+	ScopesPrefix string
+
 	// RedisURL is redis://[user:pass@]host:port/db (or rediss://, unix://);
 	// empty means no Redis. It may hold a password: print it only through
 	// RedactedRedisURL.
@@ -459,6 +475,74 @@ func (c Config) jwtSettings() authz.JWTConfig {
 	}
 }
 
+// AddonsSecret returns the add-on tokens' HMAC key, or nil when none is set
+// (add-on tokens off). Errors name the variables, never the key.
+func (c Config) AddonsSecret() ([]byte, error) {
+	s, err := readSecret("GATEHOUSE_ADDONS_JWT_SECRET", c.AddonsJWTSecret, c.AddonsJWTSecretFile)
+	if err != nil || s == "" {
+		return nil, err
+	}
+	return []byte(s), nil
+}
+
+// HasAddonsSecret reports whether an add-on key is configured.
+func (c Config) HasAddonsSecret() bool { return c.AddonsJWTSecret != "" || c.AddonsJWTSecretFile != "" }
+
+// Addons returns the add-on token settings, reading the secret (nil when
+// none is set).
+func (c Config) Addons() (authz.JWTConfig, error) {
+	a := c.addonsSettings()
+	var err error
+	a.Secret, err = c.AddonsSecret()
+	return a, err
+}
+
+// addonsSettings returns the add-on token settings without the secret:
+// their own algorithm, issuer and audience, the JWT leeway and require-exp.
+func (c Config) addonsSettings() authz.JWTConfig {
+	return authz.JWTConfig{
+		Algorithm:  c.AddonsJWTAlgorithm,
+		Issuer:     c.AddonsJWTIssuer,
+		Audience:   c.AddonsJWTAudience,
+		Leeway:     c.JWTLeeway,
+		RequireExp: c.JWTRequireExp,
+	}
+}
+
+// Profile returns the parsed Meet profile (2025.10 when invalid; Validate
+// reports that).
+func (c Config) Profile() authz.Profile {
+	p, _ := authz.ParseProfile(c.MeetProfile)
+	return p
+}
+
+// validateProfile checks the profile and the settings that only it reads.
+func (c Config) validateProfile() error {
+	p, err := authz.ParseProfile(c.MeetProfile)
+	if err != nil {
+		return fmt.Errorf("GATEHOUSE_MEET_PROFILE: %w", err)
+	}
+	switch c.AddonsJWTAlgorithm {
+	case "HS256", "HS384", "HS512":
+	default:
+		return fmt.Errorf("GATEHOUSE_ADDONS_JWT_ALGORITHM: unsupported algorithm %q (want HS256, HS384 or HS512)", c.AddonsJWTAlgorithm)
+	}
+	if _, err := c.AddonsSecret(); err != nil {
+		return err
+	}
+	if p == authz.Profile202608 {
+		return nil
+	}
+	// Refused rather than ignored: they would not do what they say.
+	switch {
+	case c.HasAddonsSecret():
+		return fmt.Errorf("GATEHOUSE_ADDONS_JWT_SECRET: add-on tokens need GATEHOUSE_MEET_PROFILE=%s", authz.ProfileName202608)
+	case c.ScopesPrefix != "":
+		return fmt.Errorf("GATEHOUSE_SCOPES_PREFIX: needs GATEHOUSE_MEET_PROFILE=%s", authz.ProfileName202608)
+	}
+	return nil
+}
+
 // IDFormat returns the parsed user id format (uuid when invalid; Validate
 // reports that).
 func (c Config) IDFormat() authz.IDFormat {
@@ -501,6 +585,9 @@ func (c Config) ValidateSuppliedDirectory() error { return c.validate(false) }
 
 func (c Config) validate(needDirectory bool) error {
 	if err := c.ValidateJWT(); err != nil {
+		return err
+	}
+	if err := c.validateProfile(); err != nil {
 		return err
 	}
 	if err := c.validateDirectory(needDirectory); err != nil {
@@ -561,6 +648,9 @@ func (c Config) ServerConfig() (server.Config, error) {
 		UserIDFormat:          idFormat,
 		Routes:                c.Routes,
 		CheckApplications:     c.CheckApplications,
+		MeetProfile:           c.Profile(),
+		Addons:                c.addonsSettings(),
+		ScopesPrefix:          c.ScopesPrefix,
 		TokenCacheSize:        c.TokenCacheSize,
 		UsersFile:             c.UsersFile,
 		RedisPrefix:           c.RedisPrefix,
@@ -596,6 +686,9 @@ func (c Config) ServerConfig() (server.Config, error) {
 		if sc.JWT.Secret, err = c.Secret(); err != nil {
 			return server.Config{}, err
 		}
+	}
+	if sc.Addons.Secret, err = c.AddonsSecret(); err != nil {
+		return server.Config{}, err
 	}
 	if c.DirectoryOriginPasswordFile != "" {
 		if c.DirectoryOrigin == "" {

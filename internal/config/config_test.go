@@ -92,6 +92,13 @@ func TestEachSetting(t *testing.T) {
 		{"jwt-audience", "GATEHOUSE_JWT_AUDIENCE", "env-aud", "flag-aud", func(c Config) any { return c.JWTAudience }, "env-aud", "flag-aud"},
 		{"jwt-leeway", "GATEHOUSE_JWT_LEEWAY", "2s", "3s", func(c Config) any { return c.JWTLeeway }, 2 * time.Second, 3 * time.Second},
 		{"jwt-require-exp", "GATEHOUSE_JWT_REQUIRE_EXP", "true", "false", func(c Config) any { return c.JWTRequireExp }, true, false},
+		{"meet-profile", "GATEHOUSE_MEET_PROFILE", "2026.08", "2025.10", func(c Config) any { return c.MeetProfile }, "2026.08", "2025.10"},
+		{"addons-jwt-secret", "GATEHOUSE_ADDONS_JWT_SECRET", "env-addon", "flag-addon", func(c Config) any { return string(c.AddonsJWTSecret) }, "env-addon", "flag-addon"},
+		{"addons-jwt-secret-file", "GATEHOUSE_ADDONS_JWT_SECRET_FILE", "/e", "/f", func(c Config) any { return c.AddonsJWTSecretFile }, "/e", "/f"},
+		{"addons-jwt-algorithm", "GATEHOUSE_ADDONS_JWT_ALGORITHM", "HS384", "HS512", func(c Config) any { return c.AddonsJWTAlgorithm }, "HS384", "HS512"},
+		{"addons-jwt-issuer", "GATEHOUSE_ADDONS_JWT_ISSUER", "env-iss", "", func(c Config) any { return c.AddonsJWTIssuer }, "env-iss", ""},
+		{"addons-jwt-audience", "GATEHOUSE_ADDONS_JWT_AUDIENCE", "env-aud", "flag-aud", func(c Config) any { return c.AddonsJWTAudience }, "env-aud", "flag-aud"},
+		{"scopes-prefix", "GATEHOUSE_SCOPES_PREFIX", "meet", "other", func(c Config) any { return c.ScopesPrefix }, "meet", "other"},
 		{"redis-url", "GATEHOUSE_REDIS_URL", "redis://a:1", "redis://b:2", func(c Config) any { return c.RedisURL }, "redis://a:1", "redis://b:2"},
 		{"redis-prefix", "GATEHOUSE_REDIS_PREFIX", "e:", "f:", func(c Config) any { return c.RedisPrefix }, "e:", "f:"},
 		{"redis-timeout", "GATEHOUSE_REDIS_TIMEOUT", "1s", "2s", func(c Config) any { return c.RedisTimeout }, time.Second, 2 * time.Second},
@@ -475,10 +482,11 @@ func TestRedaction(t *testing.T) {
 		t.Fatal(err)
 	}
 	outputs := map[string]string{
-		"String":      c.String(),
-		"%v":          fmt.Sprintf("%v", c),
-		"%+v":         fmt.Sprintf("%+v", c),
-		"%#v":         fmt.Sprintf("%#v", c),
+		"String": c.String(),
+		"%v":     fmt.Sprintf("%v", c),
+		"%+v":    fmt.Sprintf("%+v", c),
+		"%#v":    fmt.Sprintf("%#v", c),
+		//lint:ignore S1025 the test checks what each formatting verb prints
 		"%s":          fmt.Sprintf("%s", c),
 		"secret %v":   fmt.Sprintf("%v %s %#v", c.JWTSecret, c.JWTSecret, c.JWTSecret),
 		"slog":        logs.String(),

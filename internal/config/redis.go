@@ -28,7 +28,7 @@ func (c Config) ValidateRedis() error {
 		return err
 	}
 	if err := cc.Validate(); err != nil {
-		return fmt.Errorf("Redis: %w", err)
+		return fmt.Errorf("redis: %w", err)
 	}
 	return nil
 }

@@ -62,8 +62,10 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 Where the mounted files live in the container.
 */}}
 {{- define "gatehouse.jwtDir" -}}/etc/gatehouse/jwt{{- end -}}
+{{- define "gatehouse.addonsDir" -}}/etc/gatehouse/addons{{- end -}}
 {{- define "gatehouse.usersDir" -}}/etc/gatehouse/users{{- end -}}
 {{- define "gatehouse.routesDir" -}}/etc/gatehouse/routes{{- end -}}
+{{- define "gatehouse.tlsDir" -}}/etc/gatehouse/tls{{- end -}}
 {{- define "gatehouse.redisDir" -}}/etc/gatehouse/redis{{- end -}}
 {{- define "gatehouse.originDir" -}}/etc/gatehouse/origin{{- end -}}
 
@@ -87,6 +89,27 @@ name: {{ include "gatehouse.secretName" . }}
 key: jwt-secret
 {{- else -}}
 {{- fail "gatehouse: set jwt.existingSecret (a Secret holding the HMAC key) or jwt.secret (the key; the chart stores it in a Secret)" -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+gatehouse.addonsSecretRef: the Secret name and key of the add-on tokens' key,
+as YAML; empty without add-on tokens. Fails when they are asked for under a
+profile that has none.
+*/}}
+{{- define "gatehouse.addonsSecretRef" -}}
+{{- $a := .Values.addons -}}
+{{- if or $a.existingSecret $a.secret -}}
+{{- if ne (toString (.Values.meetProfile | default (get .Values.config "GATEHOUSE_MEET_PROFILE"))) "2026.08" -}}
+{{- fail "gatehouse: add-on tokens (addons.secret, addons.existingSecret) need meetProfile: \"2026.08\"" -}}
+{{- end -}}
+{{- end -}}
+{{- if $a.existingSecret -}}
+name: {{ $a.existingSecret }}
+key: {{ required "addons.existingSecretKey must not be empty" $a.existingSecretKey }}
+{{- else if $a.secret -}}
+name: {{ include "gatehouse.secretName" . }}
+key: addons-jwt-secret
 {{- end -}}
 {{- end -}}
 
@@ -216,6 +239,9 @@ is not taken from an existing one (empty: no Secret).
 {{- if and (not .Values.jwt.existingSecret) .Values.jwt.secret }}
 jwt-secret: {{ .Values.jwt.secret | b64enc | quote }}
 {{- end }}
+{{- if and (not .Values.addons.existingSecret) .Values.addons.secret }}
+addons-jwt-secret: {{ .Values.addons.secret | b64enc | quote }}
+{{- end }}
 {{- if eq (include "gatehouse.directory" .) "redis" }}
 {{- if include "gatehouse.redisURLIsSecret" . }}
 redis-url: {{ .Values.redis.url | b64enc | quote }}
@@ -246,7 +272,7 @@ routes.yaml: |
 gatehouse.reservedConfig: the GATEHOUSE_* settings the chart controls itself.
 */}}
 {{- define "gatehouse.reservedConfig" -}}
-GATEHOUSE_GRPC_ADDR GATEHOUSE_HTTP_ADDR GATEHOUSE_OPS_ADDR GATEHOUSE_SHUTDOWN_TIMEOUT GATEHOUSE_JWT_SECRET GATEHOUSE_JWT_SECRET_FILE GATEHOUSE_REDIS_URL GATEHOUSE_REDIS_PASSWORD GATEHOUSE_REDIS_PASSWORD_FILE GATEHOUSE_REDIS_SENTINEL_ADDRS GATEHOUSE_REDIS_SENTINEL_PASSWORD GATEHOUSE_REDIS_SENTINEL_PASSWORD_FILE GATEHOUSE_REDIS_CLUSTER_ADDRS GATEHOUSE_REDIS_TLS_CA_FILE GATEHOUSE_REDIS_TLS_CERT_FILE GATEHOUSE_REDIS_TLS_KEY_FILE GATEHOUSE_USERS_FILE GATEHOUSE_ROUTES GATEHOUSE_DIRECTORY_ORIGIN GATEHOUSE_DIRECTORY_ORIGIN_PASSWORD_FILE GATEHOUSE_DIRECTORY_ORIGIN_CA_FILE
+GATEHOUSE_GRPC_ADDR GATEHOUSE_HTTP_ADDR GATEHOUSE_OPS_ADDR GATEHOUSE_SHUTDOWN_TIMEOUT GATEHOUSE_DRAIN_PERIOD GATEHOUSE_TLS_CERT_FILE GATEHOUSE_TLS_KEY_FILE GATEHOUSE_TLS_CLIENT_CA_FILE GATEHOUSE_JWT_SECRET GATEHOUSE_JWT_SECRET_FILE GATEHOUSE_ADDONS_JWT_SECRET GATEHOUSE_ADDONS_JWT_SECRET_FILE GATEHOUSE_REDIS_URL GATEHOUSE_REDIS_PASSWORD GATEHOUSE_REDIS_PASSWORD_FILE GATEHOUSE_REDIS_SENTINEL_ADDRS GATEHOUSE_REDIS_SENTINEL_PASSWORD GATEHOUSE_REDIS_SENTINEL_PASSWORD_FILE GATEHOUSE_REDIS_CLUSTER_ADDRS GATEHOUSE_REDIS_TLS_CA_FILE GATEHOUSE_REDIS_TLS_CERT_FILE GATEHOUSE_REDIS_TLS_KEY_FILE GATEHOUSE_USERS_FILE GATEHOUSE_ROUTES GATEHOUSE_DIRECTORY_ORIGIN GATEHOUSE_DIRECTORY_ORIGIN_PASSWORD_FILE GATEHOUSE_DIRECTORY_ORIGIN_CA_FILE
 {{- end -}}
 
 {{/*
@@ -261,8 +287,19 @@ config. A first-class value and the same variable in config is an error.
 {{- $_ := set $env "GATEHOUSE_HTTP_ADDR" (printf ":%d" (int $v.ports.http)) -}}
 {{- $_ := set $env "GATEHOUSE_OPS_ADDR" (printf ":%d" (int $v.ports.metrics)) -}}
 {{- $_ := set $env "GATEHOUSE_SHUTDOWN_TIMEOUT" (printf "%ds" (int $v.shutdownTimeoutSeconds)) -}}
+{{- $_ := set $env "GATEHOUSE_DRAIN_PERIOD" (printf "%ds" (int $v.drainSeconds)) -}}
+{{- if include "gatehouse.tlsSecretName" . -}}
+{{- $_ := set $env "GATEHOUSE_TLS_CERT_FILE" (printf "%s/tls.crt" (include "gatehouse.tlsDir" .)) -}}
+{{- $_ := set $env "GATEHOUSE_TLS_KEY_FILE" (printf "%s/tls.key" (include "gatehouse.tlsDir" .)) -}}
+{{- if $v.tls.clientAuth.enabled -}}
+{{- $_ := set $env "GATEHOUSE_TLS_CLIENT_CA_FILE" (printf "%s/client-ca.crt" (include "gatehouse.tlsDir" .)) -}}
+{{- end -}}
+{{- end -}}
 {{- $ref := include "gatehouse.jwtSecretRef" . | fromYaml -}}
 {{- $_ := set $env "GATEHOUSE_JWT_SECRET_FILE" (printf "%s/%s" (include "gatehouse.jwtDir" .) $ref.key) -}}
+{{- with include "gatehouse.addonsSecretRef" . | fromYaml -}}
+{{- $_ := set $env "GATEHOUSE_ADDONS_JWT_SECRET_FILE" (printf "%s/%s" (include "gatehouse.addonsDir" $) .key) -}}
+{{- end -}}
 {{- if eq (include "gatehouse.directory" .) "redis" -}}
 {{- range include "gatehouse.redisFiles" . | fromYamlArray -}}
 {{- $_ := set $env .env (printf "%s/%s" (include "gatehouse.redisDir" $) .path) -}}
@@ -298,6 +335,11 @@ config. A first-class value and the same variable in config is an error.
   "GATEHOUSE_JWT_AUDIENCE" $v.jwt.audience
   "GATEHOUSE_JWT_LEEWAY" $v.jwt.leeway
   "GATEHOUSE_JWT_REQUIRE_EXP" $v.jwt.requireExp
+  "GATEHOUSE_MEET_PROFILE" $v.meetProfile
+  "GATEHOUSE_ADDONS_JWT_ALGORITHM" $v.addons.algorithm
+  "GATEHOUSE_ADDONS_JWT_ISSUER" $v.addons.issuer
+  "GATEHOUSE_ADDONS_JWT_AUDIENCE" $v.addons.audience
+  "GATEHOUSE_SCOPES_PREFIX" $v.scopesPrefix
   "GATEHOUSE_REDIS_USERNAME" $v.redis.username
   "GATEHOUSE_REDIS_SENTINEL_MASTER" (ternary nil $v.redis.sentinel.master (empty $v.redis.sentinel.master))
   "GATEHOUSE_REDIS_TLS_SERVER_NAME" $v.redis.tls.serverName
@@ -371,11 +413,35 @@ gatehouse.replicas: how many pods run at least (for the PDB).
 {{- end -}}
 
 {{/*
-gatehouse.terminationGracePeriodSeconds: the preStop sleep, the graceful stop
-and a margin, so the kubelet never kills a pod still draining.
+gatehouse.terminationGracePeriodSeconds: the preStop sleep, the drain, the
+graceful stop and a margin, so the kubelet never kills a pod still draining.
 */}}
 {{- define "gatehouse.terminationGracePeriodSeconds" -}}
-{{- add (int .Values.preStopSleepSeconds) (int .Values.shutdownTimeoutSeconds) 5 -}}
+{{- add (int .Values.preStopSleepSeconds) (int .Values.drainSeconds) (int .Values.shutdownTimeoutSeconds) 5 -}}
+{{- end -}}
+
+{{/*
+gatehouse.tlsSecretName: the Secret holding the listeners' certificate and
+key (empty: TLS off). Refuses TLS without a source of certificates.
+*/}}
+{{- define "gatehouse.tlsSecretName" -}}
+{{- $t := .Values.tls -}}
+{{- if $t.enabled -}}
+{{- if and $t.existingSecret $t.certManager.enabled -}}
+{{- fail "gatehouse: set one of tls.existingSecret and tls.certManager.enabled" -}}
+{{- else if $t.existingSecret -}}
+{{- $t.existingSecret -}}
+{{- else if $t.certManager.enabled -}}
+{{- if not $t.certManager.issuerRef.name -}}
+{{- fail "gatehouse: tls.certManager.issuerRef.name is required" -}}
+{{- end -}}
+{{- include "gatehouse.fullname" . }}-tls
+{{- else -}}
+{{- fail "gatehouse: tls.enabled needs tls.existingSecret or tls.certManager.enabled" -}}
+{{- end -}}
+{{- else if or $t.clientAuth.enabled $t.certManager.enabled $t.existingSecret -}}
+{{- fail "gatehouse: tls.existingSecret, tls.certManager and tls.clientAuth need tls.enabled" -}}
+{{- end -}}
 {{- end -}}
 
 {{/*
