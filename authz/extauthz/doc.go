@@ -5,7 +5,10 @@
 //
 // The adapter is two pure mappings around one call: RequestFromCheck turns a
 // CheckRequest into an authz.Request, the Decider answers, and the Server turns
-// the authz.Decision into a CheckResponse. It holds no state besides its
+// the authz.Decision into a CheckResponse. On a server made by
+// Server.NewGRPCServer the first mapping happens on the wire instead:
+// package checkwire decodes only what RequestFromCheck would take from the
+// CheckRequest, and is fuzzed against it. It holds no state besides its
 // configuration. What it shares with the forward-auth adapter (identity
 // header names, making a deny sendable, the deny headers, the decision log
 // line, panic logging) lives in authz/internal/adapter; where the two differ,

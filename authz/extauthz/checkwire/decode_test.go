@@ -357,6 +357,15 @@ func TestMatchesRequestFromCheck(t *testing.T) {
 	}
 }
 
+// TestRequestFieldsCovered fails when authz.Request grows a field: the
+// decoder fills each one by hand (decode.go, finish), and the differential
+// tests only see a new field when a fixture happens to carry it.
+func TestRequestFieldsCovered(t *testing.T) {
+	if n := reflect.TypeFor[authz.Request]().NumField(); n != 7 {
+		t.Fatalf("authz.Request has %d fields, checkwire fills 7: teach decode.go the new one, then update this count", n)
+	}
+}
+
 // TestUnmarshalResets: a Check reused for another request keeps nothing of
 // the previous one, and a refused input leaves it zero.
 func TestUnmarshalResets(t *testing.T) {
