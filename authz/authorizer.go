@@ -194,10 +194,7 @@ func (a *Authorizer) Decide(ctx context.Context, req *Request) Decision {
 		return d
 	}
 
-	if d, denied := permission(rule, c); denied {
-		return withIdentity(d, id)
-	}
-	return Decision{Result: Allow, Reason: ReasonAllowed, Status: http.StatusOK, Identity: id}
+	return grant(rule, c, id)
 }
 
 // claims returns the verified claims of token, from the cache when the token
@@ -205,19 +202,12 @@ func (a *Authorizer) Decide(ctx context.Context, req *Request) Decision {
 // call, cached or not.
 func (a *Authorizer) claims(token string) (*claims, *Decision) {
 	now := a.now()
-	// Only a three-segment token can verify (PyJWT refuses any other as
-	// malformed), so only such a token is worth a digest: garbage is refused
-	// by verify without paying for SHA-256.
-	cacheable := a.tokens != nil && strings.Count(token, ".") == 2
-	var key [sha256.Size]byte
-	if cacheable {
-		key = tokenKey(token)
-		if c, ok := a.tokens.Get(key, now); ok {
-			if d := a.verifier.checkTimes(c, now); d != nil {
-				return nil, d
-			}
-			return c, nil
+	key, cacheable, c := a.cachedClaims(token, now)
+	if c != nil {
+		if d := a.verifier.checkTimes(c, now); d != nil {
+			return nil, d
 		}
+		return c, nil
 	}
 	c, deny := a.verifier.verify(token, now)
 	if deny != nil {
@@ -227,6 +217,22 @@ func (a *Authorizer) claims(token string) (*claims, *Decision) {
 		a.cacheClaims(key, c, a.verifier, now)
 	}
 	return c, nil
+}
+
+// cachedClaims looks token up in the verified-token cache: c is its claims
+// if they are cached (their time claims not yet re-checked), else nil.
+// cacheable says whether the token may be cached at all, and key is then its
+// key for cacheClaims.
+func (a *Authorizer) cachedClaims(token string, now time.Time) (key [sha256.Size]byte, cacheable bool, c *claims) {
+	// Only a three-segment token can verify (PyJWT refuses any other as
+	// malformed), so only such a token is worth a digest: garbage is refused
+	// by verify without paying for SHA-256.
+	if a.tokens == nil || strings.Count(token, ".") != 2 {
+		return key, false, nil
+	}
+	key = tokenKey(token)
+	c, _ = a.tokens.Get(key, now)
+	return key, true, c
 }
 
 // cacheClaims caches the claims c that v verified at now, until the token
@@ -292,6 +298,15 @@ func (a *Authorizer) lookup(ctx context.Context, kind userstore.Kind, key string
 	default:
 		return withIdentity(denyUserNotFound, id), true
 	}
+}
+
+// grant is the last step of every decision: the route's rule applied to a
+// caller whose token and directory records passed.
+func grant(rule Rule, c *claims, id Identity) Decision {
+	if d, denied := permission(rule, c); denied {
+		return withIdentity(d, id)
+	}
+	return Decision{Result: Allow, Reason: ReasonAllowed, Status: http.StatusOK, Identity: id}
 }
 
 // permission applies the route's rule to an authenticated caller (docs/design.md

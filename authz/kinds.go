@@ -2,7 +2,6 @@ package authz
 
 import (
 	"context"
-	"crypto/sha256"
 	"net/http"
 	"slices"
 	"strings"
@@ -124,10 +123,7 @@ func (a *Authorizer) decideKinds(ctx context.Context, req *Request, rule Rule, t
 			return withIdentity(d, id)
 		}
 	}
-	if d, denied := permission(rule, c); denied {
-		return withIdentity(d, id)
-	}
-	return Decision{Result: Allow, Reason: ReasonAllowed, Status: http.StatusOK, Identity: id}
+	return grant(rule, c, id)
 }
 
 // kindClaims returns the claims of token under 2026.08. The kinds are tried
@@ -145,17 +141,13 @@ func (a *Authorizer) decideKinds(ctx context.Context, req *Request, rule Rule, t
 // that a cached answer is the answer every kind would give again.
 func (a *Authorizer) kindClaims(token string) (*claims, *Decision) {
 	now := a.now()
-	cacheable := a.tokens != nil && strings.Count(token, ".") == 2
-	var key [sha256.Size]byte
-	if cacheable {
-		key = tokenKey(token)
-		if c, ok := a.tokens.Get(key, now); ok {
-			switch a.kinds[c.kind].v.timeFailure(c, now) {
-			case failNone:
-				return c, nil
-			case failExpired:
-				return nil, &denyTokenExpired
-			}
+	key, cacheable, c := a.cachedClaims(token, now)
+	if c != nil {
+		switch a.kinds[c.kind].v.timeFailure(c, now) {
+		case failNone:
+			return c, nil
+		case failExpired:
+			return nil, &denyTokenExpired
 		}
 	}
 	clockBound := false

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
-	"strings"
 	"sync"
 	"time"
 
@@ -190,7 +189,7 @@ func (l *listener) receive(ctx context.Context, sub *subscription) error {
 }
 
 func (l *listener) handle(ctx context.Context, m *redis.Message) {
-	kind, id, ok := parseInvalidation(m.Payload)
+	kind, id, ok := userstore.ParseChange(m.Payload)
 	if !ok {
 		// Anyone who may publish can send these as fast as they like.
 		if l.logs.Enabled(ctx, l.log, slog.LevelWarn) {
@@ -342,19 +341,4 @@ func subscriber(client redis.UniversalClient, watch *redisstore.SentinelWatch, c
 	default:
 		return func(ctx context.Context, _ string) (*subscription, error) { return on(ctx, client, nil) }
 	}
-}
-
-// parseInvalidation parses "user:<id>" or "app:<client_id>".
-func parseInvalidation(payload string) (userstore.Kind, string, bool) {
-	kind, id, ok := strings.Cut(payload, ":")
-	if !ok || id == "" {
-		return 0, "", false
-	}
-	switch kind {
-	case userstore.User.String():
-		return userstore.User, id, true
-	case userstore.App.String():
-		return userstore.App, id, true
-	}
-	return 0, "", false
 }

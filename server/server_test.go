@@ -701,9 +701,9 @@ func TestParseInvalidation(t *testing.T) {
 		{"nocolon", 0, "", false},
 		{"", 0, "", false},
 	} {
-		kind, id, ok := parseInvalidation(c.in)
+		kind, id, ok := userstore.ParseChange(c.in)
 		if kind != c.kind || id != c.id || ok != c.ok {
-			t.Errorf("parseInvalidation(%q) = %v %q %v, want %v %q %v", c.in, kind, id, ok, c.kind, c.id, c.ok)
+			t.Errorf("ParseChange(%q) = %v %q %v, want %v %q %v", c.in, kind, id, ok, c.kind, c.id, c.ok)
 		}
 	}
 }

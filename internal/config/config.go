@@ -60,16 +60,15 @@ const (
 
 // Config is gatehouse's configuration. Build it with Parse (or Default and
 // Bind), then call Validate.
+//
+// It embeds the server.Config it becomes: a setting the server takes as it
+// is (the listeners, the caches, TLS, the headers, tracing...) is set in
+// place, and ServerConfig fills in only the fields below, those the
+// command holds in another form: secrets given inline or by file, the Redis
+// URL and its overrides, names still to be parsed. The embedded JWT,
+// Addons, Redis and DirectoryOriginPassword are ServerConfig's to set.
 type Config struct {
-	// GRPCAddr is the ext_authz gRPC listen address.
-	GRPCAddr string
-	// OpsAddr is the ops HTTP listen address (/healthz, /readyz).
-	OpsAddr string
-	// HTTPAddr is the HTTP forward-auth listen address; empty disables it.
-	HTTPAddr string
-	// HTTPPathPrefix is the path under which Envoy's http_service sends the
-	// original request (and the path other proxies' subrequests use).
-	HTTPPathPrefix string
+	server.Config
 
 	// JWTSecret is the HMAC key given inline; JWTSecretFile names a file
 	// holding it instead (one trailing newline stripped). Set at most one.
@@ -87,7 +86,7 @@ type Config struct {
 	JWTRequireExp bool
 
 	// MeetProfile is the Meet release line the decisions follow, "2025.10"
-	// or "2026.08" (see authz.ParseProfile).
+	// or "2026.08" (see authz.ParseProfile); it shadows server.Config's.
 	MeetProfile string
 	// AddonsJWTSecret (or AddonsJWTSecretFile), AddonsJWTAlgorithm,
 	// AddonsJWTIssuer and AddonsJWTAudience verify add-on tokens (2026.08
@@ -98,19 +97,11 @@ type Config struct {
 	AddonsJWTAlgorithm  string
 	AddonsJWTIssuer     string
 	AddonsJWTAudience   string
-	// ScopesPrefix, when set, is removed with a ":" from the front of each
-	// scope of a token (2026.08 profile; Meet's OIDC_RS_SCOPES_PREFIX).
-	ScopesPrefix string
 
 	// RedisURL is redis://[user:pass@]host:port/db (or rediss://, unix://);
 	// empty means no Redis. It may hold a password: print it only through
 	// RedactedRedisURL.
 	RedisURL string
-	// RedisPrefix is prepended to every Redis key.
-	RedisPrefix string
-	// RedisTimeout bounds one Redis lookup (the request's deadline, when
-	// shorter, wins).
-	RedisTimeout time.Duration
 	// RedisUsername and RedisPassword (or RedisPasswordFile) are the data
 	// nodes' credentials; they override the URL's.
 	RedisUsername     string
@@ -131,92 +122,18 @@ type Config struct {
 	RedisTLSCertFile   string
 	RedisTLSKeyFile    string
 	RedisTLSServerName string
-	// UsersFile is a JSON or YAML file of {id, active} records, loaded into an
-	// in-memory directory.
-	UsersFile string
 
-	// DirectoryOrigin is the directory of record (postgres://,
-	// postgresql://, grpc://, grpcs://); empty: Redis or the users file is
-	// the directory. It may hold a password: it prints redacted.
-	// DirectoryOriginPasswordFile holds a postgres:// origin's password;
-	// DirectoryOriginCAFile a grpcs:// origin's CAs. DirectoryUserQuery and
-	// DirectoryAppQuery read the records of a postgres:// origin.
-	DirectoryOrigin             string
+	// DirectoryOriginPasswordFile holds a postgres:// origin's password
+	// (the embedded DirectoryOrigin may hold one too: it prints redacted).
 	DirectoryOriginPasswordFile string
-	DirectoryOriginCAFile       string
-	DirectoryUserQuery          string
-	DirectoryAppQuery           string
-	// RedisCacheTTL and RedisCacheNegativeTTL are how long an origin's
-	// answers stay in Redis.
-	RedisCacheTTL         time.Duration
-	RedisCacheNegativeTTL time.Duration
 
-	// CacheTTL, CacheNegativeTTL and CacheSize configure the in-process cache
-	// in front of Redis; CacheStaleIfError is how long an expired entry may
-	// still be served while Redis cannot answer (0: never).
-	CacheTTL          time.Duration
-	CacheNegativeTTL  time.Duration
-	CacheSize         int
-	CacheStaleIfError time.Duration
-	// TokenCacheSize bounds the verified-token cache (0: none).
-	TokenCacheSize int
-	// LogRate caps the decision lines each listener writes per second
-	// below debug level (0: none); the rest are counted.
-	LogRate int
-
-	// UserIDFormat is "uuid" or "opaque" (see authz.ParseIDFormat).
+	// UserIDFormat is "uuid" or "opaque" (see authz.ParseIDFormat); it
+	// shadows server.Config's.
 	UserIDFormat string
-
-	// Routes is a built-in route table name ("meet", "authenticate") or the
-	// path of a routes file; empty: every request needs authentication and
-	// no scope.
-	Routes string
-	// CheckApplications checks the token's client_id against the directory's
-	// applications (docs/design.md step 9).
-	CheckApplications bool
 
 	// LogLevel and LogFormat ("json" or "text") configure logging.
 	LogLevel  slog.Level
 	LogFormat string
-
-	// GRPCReflection turns on the gRPC reflection service.
-	GRPCReflection bool
-	// GRPCMaxRecvSize is the largest CheckRequest (gRPC message, bytes)
-	// the server reads. A larger one is refused by gRPC itself with
-	// RESOURCE_EXHAUSTED, an error gatehouse never sees: the limit is set
-	// well above what a proxy sends, so that gatehouse decides every
-	// request (the body plays no part in the decision).
-	GRPCMaxRecvSize int
-	// GRPCMaxConnectionIdle is how long a gRPC connection may stay without
-	// a request before the server sends it a graceful GOAWAY and closes it.
-	GRPCMaxConnectionIdle time.Duration
-	// Realm, when set, is sent as the realm of WWW-Authenticate challenges.
-	Realm string
-	// ShutdownTimeout bounds the graceful stop after SIGTERM; in-flight
-	// requests still running then are cut.
-	ShutdownTimeout time.Duration
-	// DrainPeriod is how long checks are still answered after SIGTERM,
-	// health NOT_SERVING, before the graceful stop.
-	DrainPeriod time.Duration
-	// TLSCertFile and TLSKeyFile turn TLS on for the gRPC and forward-auth
-	// listeners; TLSClientCAFile requires client certificates it signed.
-	TLSCertFile     string
-	TLSKeyFile      string
-	TLSClientCAFile string
-
-	// HeaderUserID, HeaderClientID and HeaderScope name the identity headers
-	// added to allowed requests (lower case).
-	HeaderUserID   string
-	HeaderClientID string
-	HeaderScope    string
-
-	// OTelEndpoint is the OTLP gRPC trace collector (host:port or URL);
-	// empty turns tracing off. OTelInsecure sends spans without TLS;
-	// OTelSampleRatio is the fraction of new traces sampled (a caller's
-	// traceparent decision is followed).
-	OTelEndpoint    string
-	OTelInsecure    bool
-	OTelSampleRatio float64
 
 	// Dev is serve --dev: a random secret when none is set, demo users when no
 	// directory is configured, loopback listeners unless set explicitly.
@@ -631,57 +548,23 @@ func (c Config) validateDirectory(needDirectory bool) error {
 	return nil
 }
 
-// ServerConfig returns what the server is built from: the settings in the
-// server's terms, the secret and the Redis passwords read from their files.
-// Under --dev without a secret, JWT has none (the caller supplies one).
+// ServerConfig returns what the server is built from: the embedded
+// server.Config with the fields the command holds in another form filled
+// in (the token settings, the profile, the id format, the Redis client),
+// the secrets and passwords read from their files. Under --dev without a
+// secret, JWT has none (the caller supplies one).
 func (c Config) ServerConfig() (server.Config, error) {
 	idFormat, err := authz.ParseIDFormat(c.UserIDFormat)
 	if err != nil || c.UserIDFormat == "" {
 		return server.Config{}, fmt.Errorf("GATEHOUSE_USER_ID_FORMAT: unknown format %q (want uuid or opaque)", c.UserIDFormat)
 	}
-	sc := server.Config{
-		GRPCAddr:              c.GRPCAddr,
-		OpsAddr:               c.OpsAddr,
-		HTTPAddr:              c.HTTPAddr,
-		HTTPPathPrefix:        c.HTTPPathPrefix,
-		JWT:                   c.jwtSettings(),
-		UserIDFormat:          idFormat,
-		Routes:                c.Routes,
-		CheckApplications:     c.CheckApplications,
-		MeetProfile:           c.Profile(),
-		Addons:                c.addonsSettings(),
-		ScopesPrefix:          c.ScopesPrefix,
-		TokenCacheSize:        c.TokenCacheSize,
-		UsersFile:             c.UsersFile,
-		RedisPrefix:           c.RedisPrefix,
-		RedisTimeout:          c.RedisTimeout,
-		CacheTTL:              c.CacheTTL,
-		CacheNegativeTTL:      c.CacheNegativeTTL,
-		CacheSize:             c.CacheSize,
-		CacheStaleIfError:     c.CacheStaleIfError,
-		DirectoryOrigin:       c.DirectoryOrigin,
-		DirectoryOriginCAFile: c.DirectoryOriginCAFile,
-		DirectoryUserQuery:    c.DirectoryUserQuery,
-		DirectoryAppQuery:     c.DirectoryAppQuery,
-		RedisCacheTTL:         c.RedisCacheTTL,
-		RedisCacheNegativeTTL: c.RedisCacheNegativeTTL,
-		LogRate:               c.LogRate,
-		GRPCReflection:        c.GRPCReflection,
-		GRPCMaxRecvSize:       c.GRPCMaxRecvSize,
-		GRPCMaxConnectionIdle: c.GRPCMaxConnectionIdle,
-		Realm:                 c.Realm,
-		ShutdownTimeout:       c.ShutdownTimeout,
-		DrainPeriod:           c.DrainPeriod,
-		TLSCertFile:           c.TLSCertFile,
-		TLSKeyFile:            c.TLSKeyFile,
-		TLSClientCAFile:       c.TLSClientCAFile,
-		HeaderUserID:          c.HeaderUserID,
-		HeaderClientID:        c.HeaderClientID,
-		HeaderScope:           c.HeaderScope,
-		OTelEndpoint:          c.OTelEndpoint,
-		OTelInsecure:          c.OTelInsecure,
-		OTelSampleRatio:       c.OTelSampleRatio,
-	}
+	sc := c.Config
+	sc.JWT = c.jwtSettings()
+	sc.UserIDFormat = idFormat
+	sc.MeetProfile = c.Profile()
+	sc.Addons = c.addonsSettings()
+	sc.Redis = nil
+	sc.DirectoryOriginPassword = ""
 	if c.HasSecret() {
 		if sc.JWT.Secret, err = c.Secret(); err != nil {
 			return server.Config{}, err

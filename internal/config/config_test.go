@@ -10,6 +10,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -35,7 +36,7 @@ func TestDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Default()
-	if c != want {
+	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("Parse with no input = %v, want defaults %v", c, want)
 	}
 	checks := []struct {
@@ -209,7 +210,7 @@ func TestEmptyVariables(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if c != Default() {
+		if !reflect.DeepEqual(c, Default()) {
 			t.Fatalf("got %v, want defaults", c)
 		}
 	})

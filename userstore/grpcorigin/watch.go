@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"time"
 
 	directoryv1 "github.com/gatehouse-authz/gatehouse/proto/gatehouse/directory/v1"
@@ -25,32 +24,14 @@ import (
 // A stream that ends or fails is opened again with capped exponential
 // backoff; every failure is logged.
 func (o *Origin) Watch(ctx context.Context, onChange func(kind userstore.Kind, id string), onReset func()) error {
-	backoff := o.watch.MinBackoff
-	for {
-		err := o.watchOnce(ctx, onChange, onReset, func() { backoff = o.watch.MinBackoff })
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		wait := jitter(backoff)
-		o.log.Warn("directory changes: stream lost, reconnecting",
-			"origin", o.target, "error", err.Error(), "retry_in", wait)
-		backoff = min(backoff*2, o.watch.MaxBackoff)
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		case <-t.C:
-		}
-	}
-}
-
-// jitter returns d shortened by up to a quarter, at random.
-func jitter(d time.Duration) time.Duration {
-	if d <= 0 {
-		return d
-	}
-	return d - time.Duration(rand.Int64N(int64(d)/4+1))
+	return userstore.Reconnect(ctx, o.watch.MinBackoff, o.watch.MaxBackoff,
+		func(ctx context.Context, connected func()) error {
+			return o.watchOnce(ctx, onChange, onReset, connected)
+		},
+		func(err error, wait time.Duration) {
+			o.log.Warn("directory changes: stream lost, reconnecting",
+				"origin", o.target, "error", err.Error(), "retry_in", wait)
+		})
 }
 
 // watchOnce follows one stream until it fails or ctx is done. connected is

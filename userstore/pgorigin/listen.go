@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"regexp"
 	"strings"
 	"time"
@@ -54,32 +53,14 @@ func (l ListenOptions) withDefaults() ListenOptions {
 // A lost connection is reconnected with capped exponential backoff; every
 // failure is logged (without the password).
 func (o *Origin) Listen(ctx context.Context, onChange func(kind userstore.Kind, id string), onReset func()) error {
-	backoff := o.listen.MinBackoff
-	for {
-		err := o.listenOnce(ctx, onChange, onReset, func() { backoff = o.listen.MinBackoff })
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		wait := jitter(backoff)
-		o.log.Warn("directory notifications: connection lost, reconnecting",
-			"origin", o.redacted, "error", o.scrub(err).Error(), "retry_in", wait)
-		backoff = min(backoff*2, o.listen.MaxBackoff)
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		case <-t.C:
-		}
-	}
-}
-
-// jitter returns d shortened by up to a quarter, at random.
-func jitter(d time.Duration) time.Duration {
-	if d <= 0 {
-		return d
-	}
-	return d - time.Duration(rand.Int64N(int64(d)/4+1))
+	return userstore.Reconnect(ctx, o.listen.MinBackoff, o.listen.MaxBackoff,
+		func(ctx context.Context, connected func()) error {
+			return o.listenOnce(ctx, onChange, onReset, connected)
+		},
+		func(err error, wait time.Duration) {
+			o.log.Warn("directory notifications: connection lost, reconnecting",
+				"origin", o.redacted, "error", o.scrub(err).Error(), "retry_in", wait)
+		})
 }
 
 // listenOnce connects, listens and delivers notifications until the
@@ -133,19 +114,9 @@ func (o *Origin) listenOnce(ctx context.Context, onChange func(userstore.Kind, s
 }
 
 // ParsePayload reads a notification payload: "user:<id>" or "app:<id>" with
-// a non-empty id.
+// a non-empty id, the format every change feed shares (userstore.ParseChange).
 func ParsePayload(p string) (userstore.Kind, string, bool) {
-	kind, id, ok := strings.Cut(p, ":")
-	if !ok || id == "" {
-		return 0, "", false
-	}
-	switch kind {
-	case userstore.User.String():
-		return userstore.User, id, true
-	case userstore.App.String():
-		return userstore.App, id, true
-	}
-	return 0, "", false
+	return userstore.ParseChange(p)
 }
 
 // TriggerOptions describe the schema TriggerSQL writes triggers for. Zero
