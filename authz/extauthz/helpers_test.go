@@ -30,9 +30,9 @@ import (
 	"github.com/gatehouse-authz/gatehouse/userstore"
 )
 
-// fixturesDir holds the real CheckRequest shapes of the product brief
-// (shared/fixtures/checkrequests), copied byte for byte so that a checkout of
-// this repository alone runs every test.
+// fixturesDir holds realistic CheckRequest shapes as Envoy and Istio send
+// them (front Envoy, Istio sidecar, header_map form), kept in the repository
+// so that a checkout alone runs every test.
 const fixturesDir = "testdata/checkrequests"
 
 // Test identities and secrets.

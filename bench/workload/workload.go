@@ -1,5 +1,5 @@
 // Package workload builds the CheckRequests of gatehouse's load benchmark:
-// the Istio sidecar request of shared/fixtures/checkrequests
+// the Istio sidecar request of authz/extauthz/testdata/checkrequests
 // (istio_sidecar_http1_post.json) carrying a Meet delegation token, for the
 // three scenarios (hot, distinct, invalid), pre-marshalled so that a client
 // spends no CPU encoding them.
@@ -49,7 +49,7 @@ type Workload struct {
 }
 
 // CheckRequest returns the CheckRequest an Istio sidecar sends for an
-// HTTP/1.1 POST (shared/fixtures/checkrequests/istio_sidecar_http1_post.json)
+// HTTP/1.1 POST (authz/extauthz/testdata/checkrequests/istio_sidecar_http1_post.json)
 // with authorization set to auth.
 func CheckRequest(auth string) *authv3.CheckRequest {
 	sock := func(addr string, port uint32) *corev3.Address {

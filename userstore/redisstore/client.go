@@ -129,6 +129,26 @@ type multiURL struct {
 // parseMultiURL parses redis-sentinel:// and redis-cluster:// URLs. net/url
 // refuses a host list, so the authority is split by hand. Errors never quote
 // the user info.
+//
+// go-redis has ParseFailoverURL and ParseClusterURL, and they are not used
+// here on purpose, because their URLs mean other things than gatehouse's
+// documented ones (docs/directory.md, Redis deployments):
+//   - in ParseFailoverURL the user info is the sentinels' credentials and the
+//     data nodes' password travels as a password= query parameter; in
+//     gatehouse's URL the user info is the data nodes' credentials, as in a
+//     plain redis:// URL, and the sentinels' come from sentinel_username and
+//     sentinel_password;
+//   - both accept skip_verify=true (TLS without certificate checks) and every
+//     pool and timeout option as query parameters, which would let a URL
+//     override what gatehouse sets (timeouts bounded by GATEHOUSE_REDIS_TIMEOUT,
+//     the cluster reload interval): gatehouse refuses any parameter it does
+//     not know;
+//   - extra hosts go in repeated addr= parameters, not in the host list;
+//   - their errors may quote the address list and the URL parse error, which
+//     can hold the password.
+//
+// Single-node redis:// and rediss:// URLs, whose meaning is the same, are
+// parsed by go-redis's ParseURL (NewUniversalClient).
 func parseMultiURL(raw string) (multiURL, error) {
 	var m multiURL
 	scheme, rest, _ := strings.Cut(raw, "://")
