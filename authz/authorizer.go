@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -90,7 +91,9 @@ type Authorizer struct {
 	// tokenKey). A hit skips only the signature and JSON decoding: the time
 	// claims, the directory, the route and the scope are checked on every
 	// request.
-	tokens *boundedcache.Cache[[sha256.Size]byte, *claims]
+	// SetKeys replaces the cache when the keys change (nil: no cache).
+	tokens         atomic.Pointer[boundedcache.Cache[[sha256.Size]byte, *claims]]
+	tokenCacheSize int
 }
 
 // New returns an Authorizer, or an error naming the first invalid option
@@ -118,14 +121,14 @@ func New(opts Options) (*Authorizer, error) {
 	case Profile202510:
 		// Settings of a later Meet are refused rather than ignored: they
 		// would not do what their name says.
-		if len(opts.Addons.Secret) > 0 {
+		if len(keysOf(opts.Addons)) > 0 {
 			return nil, fmt.Errorf("authz: add-on tokens need the %s profile", ProfileName202608)
 		}
 		if opts.ScopesPrefix != "" {
 			return nil, fmt.Errorf("authz: a scopes prefix needs the %s profile", ProfileName202608)
 		}
 	case Profile202608:
-		if len(opts.Addons.Secret) > 0 {
+		if len(keysOf(opts.Addons)) > 0 {
 			av, err := newVerifier(opts.Addons, opts.UserIDFormat)
 			if err != nil {
 				return nil, fmt.Errorf("authz: add-on tokens: %w", err)
@@ -149,7 +152,8 @@ func New(opts Options) (*Authorizer, error) {
 		size = DefaultTokenCacheSize
 	}
 	if size > 0 {
-		a.tokens = boundedcache.New[[sha256.Size]byte, *claims](size)
+		a.tokenCacheSize = size
+		a.tokens.Store(boundedcache.New[[sha256.Size]byte, *claims](size))
 	}
 	return a, nil
 }
@@ -194,7 +198,13 @@ func (a *Authorizer) Decide(ctx context.Context, req *Request) Decision {
 		return d
 	}
 
-	return grant(rule, c, id)
+	return a.withKey(grant(rule, c, id), c)
+}
+
+// withKey names in d the key that verified c.
+func (a *Authorizer) withKey(d Decision, c *claims) Decision {
+	d.Key = a.keyLabel(c)
+	return d
 }
 
 // claims returns the verified claims of token, from the cache when the token
@@ -213,38 +223,42 @@ func (a *Authorizer) claims(token string) (*claims, *Decision) {
 	if deny != nil {
 		return nil, deny
 	}
-	if cacheable {
-		a.cacheClaims(key, c, a.verifier, now)
+	if cacheable != nil {
+		a.cacheClaims(cacheable, key, c, a.verifier, now)
 	}
 	return c, nil
 }
 
 // cachedClaims looks token up in the verified-token cache: c is its claims
 // if they are cached (their time claims not yet re-checked), else nil.
-// cacheable says whether the token may be cached at all, and key is then its
-// key for cacheClaims.
-func (a *Authorizer) cachedClaims(token string, now time.Time) (key [sha256.Size]byte, cacheable bool, c *claims) {
+// cache is where the token may be cached (nil: it may not), and key is then
+// its key for cacheClaims. The cache is loaded before the keys are (see
+// SetKeys), so that claims verified under old keys never reach a new cache.
+func (a *Authorizer) cachedClaims(token string, now time.Time) (key [sha256.Size]byte, cache *tokenCache, c *claims) {
 	// Only a three-segment token can verify (PyJWT refuses any other as
 	// malformed), so only such a token is worth a digest: garbage is refused
 	// by verify without paying for SHA-256.
-	if a.tokens == nil || strings.Count(token, ".") != 2 {
-		return key, false, nil
+	cache = a.tokens.Load()
+	if cache == nil || strings.Count(token, ".") != 2 {
+		return key, nil, nil
 	}
 	key = tokenKey(token)
-	c, _ = a.tokens.Get(key, now)
-	return key, true, c
+	c, _ = cache.Get(key, now)
+	return key, cache, c
 }
+
+type tokenCache = boundedcache.Cache[[sha256.Size]byte, *claims]
 
 // cacheClaims caches the claims c that v verified at now, until the token
 // can no longer be valid (at most maxTokenCacheTTL).
-func (a *Authorizer) cacheClaims(key [sha256.Size]byte, c *claims, v *verifier, now time.Time) {
+func (a *Authorizer) cacheClaims(cache *tokenCache, key [sha256.Size]byte, c *claims, v *verifier, now time.Time) {
 	expires := now.Add(maxTokenCacheTTL)
 	if c.exp.set() {
 		if at := time.Unix(int64(c.exp), 0).Add(v.cfg.Leeway); at.Before(expires) {
 			expires = at
 		}
 	}
-	a.tokens.Set(key, c, now, expires)
+	cache.Set(key, c, now, expires)
 }
 
 // tokenKey is the verified-token cache key of token: its SHA-256.

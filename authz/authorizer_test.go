@@ -485,7 +485,7 @@ func TestTokenCacheBounded(t *testing.T) {
 	for i := range 200 {
 		check(t, f.decide(t, "Bearer "+sign(t, with(meetClaims(), "jti", fmt.Sprint(i)))), wantAllow)
 	}
-	if n := f.a.tokens.Len(); n > 16 {
+	if n := f.a.tokens.Load().Len(); n > 16 {
 		t.Fatalf("token cache holds %d entries, bound is 16", n)
 	}
 }
@@ -529,8 +529,8 @@ func TestTokenCacheExact(t *testing.T) {
 			cold := newFixture(t, func(o *Options) { o.TokenCacheSize = -1 })
 			warm := newFixture(t, nil)
 			check(t, warm.decide(t, "Bearer "+cached), wantAllow)
-			if warm.a.tokens.Len() != 1 {
-				t.Fatalf("token cache holds %d entries after one valid token, want 1", warm.a.tokens.Len())
+			if warm.a.tokens.Load().Len() != 1 {
+				t.Fatalf("token cache holds %d entries after one valid token, want 1", warm.a.tokens.Load().Len())
 			}
 
 			want := cold.decide(t, "Bearer "+tc.token)

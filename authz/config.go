@@ -9,6 +9,9 @@ import (
 type JWTConfig struct {
 	// Secret is the HMAC key. It is never logged or put in errors.
 	Secret []byte
+	// Keys, when set, replaces Secret: the kind's keys (at most MaxKeys,
+	// see ParseKeys), tried as the token's kid says.
+	Keys []Key
 	// Algorithm is the one accepted "alg": HS256, HS384 or HS512.
 	Algorithm string
 	// Issuer, when non-empty, must equal the token's iss (which is then required).

@@ -124,6 +124,9 @@ type Decision struct {
 	// that support can find a denial a client reports. The decision core
 	// leaves it empty; the telemetry wrapper (internal/telemetry) sets it.
 	DecisionID string
+	// Key names the key that verified the token (its kid, or "#1", "#2"...
+	// by position; never the key) on decisions made after verification.
+	Key string
 }
 
 // Allowed reports whether the request may pass. Only an explicit Allow does.

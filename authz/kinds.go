@@ -123,7 +123,7 @@ func (a *Authorizer) decideKinds(ctx context.Context, req *Request, rule Rule, t
 			return withIdentity(d, id)
 		}
 	}
-	return grant(rule, c, id)
+	return a.withKey(grant(rule, c, id), c)
 }
 
 // kindClaims returns the claims of token under 2026.08. The kinds are tried
@@ -165,8 +165,8 @@ func (a *Authorizer) kindClaims(token string) (*claims, *Decision) {
 			return nil, f.deny()
 		}
 		c = k.readClaims(c, mc, a.scopesPrefix)
-		if cacheable && !clockBound {
-			a.cacheClaims(key, c, k.v, now)
+		if cacheable != nil && !clockBound {
+			a.cacheClaims(cacheable, key, c, k.v, now)
 		}
 		return c, nil
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -53,6 +54,9 @@ type claims struct {
 	// application kind under 2025.10), and flags what its claims hold.
 	kind  kindID
 	flags claimFlags
+	// keyPos is the position of the key that verified the token in its
+	// kind's key set (metrics name it; it fits in the padding).
+	keyPos uint8
 }
 
 // hmacKey is one verification key of a token kind: an HMAC secret and the
@@ -61,6 +65,11 @@ type claims struct {
 type hmacKey struct {
 	secret []byte
 	method *jwt.SigningMethodHMAC
+	// id is the key's kid ("" for a single key without one) and pos its
+	// place in the kind's list: what metrics name, never the secret.
+	id    string
+	pos   int
+	label string
 }
 
 func newHMACKey(secret []byte, alg string) (hmacKey, error) {
@@ -116,8 +125,10 @@ func (f failure) deny() *Decision {
 // verifier checks one kind of token with PyJWT's semantics, as Meet runs
 // them (docs/design.md#token-verification).
 type verifier struct {
-	cfg    JWTConfig
-	key    hmacKey
+	cfg JWTConfig
+	alg string
+	// keys is swapped whole when the keys are reloaded (Authorizer.SetKeys).
+	keys   atomic.Pointer[keySet]
 	parser *jwt.Parser
 	idFmt  IDFormat
 }
@@ -126,22 +137,25 @@ func newVerifier(cfg JWTConfig, idFmt IDFormat) (*verifier, error) {
 	if cfg.Algorithm == "" {
 		cfg.Algorithm = DefaultAlgorithm
 	}
-	key, err := newHMACKey(cfg.Secret, cfg.Algorithm)
+	ks, err := newKeySet(keysOf(cfg), cfg.Algorithm)
 	if err != nil {
 		return nil, err
 	}
 	if cfg.Leeway < 0 {
 		return nil, errors.New("JWT leeway is negative")
 	}
-	return &verifier{
+	cfg.Secret, cfg.Keys = nil, nil // the key set holds them
+	v := &verifier{
 		cfg: cfg,
-		key: key,
+		alg: ks.keys[0].alg(),
 		// The parser only decodes base64url segments (JSON is read by
 		// decodeJSONObject, as PyJWT reads it). Padding is allowed because
 		// PyJWT accepts padded segments.
 		parser: jwt.NewParser(jwt.WithPaddingAllowed()),
 		idFmt:  idFmt,
-	}, nil
+	}
+	v.keys.Store(ks)
+	return v, nil
 }
 
 // verify checks an application token as Meet 2025.10 does: its signature
@@ -181,19 +195,38 @@ func (v *verifier) decode(token string, now time.Time) (*claims, map[string]any,
 	if err != nil {
 		return nil, nil, failDecode
 	}
-	if !v.key.verify(signingInput, sig) {
+	ks := v.keys.Load()
+	var header map[string]any
+	if ks.byKid {
+		// Several keys, each with a kid: the header says which one to use,
+		// so it is read before the signature. A token with a kid is checked
+		// against that key only (a token naming A but signed with B is
+		// refused); one without is checked against each key in order.
+		hb, err := v.parser.DecodeSegment(headerSeg)
+		if err != nil {
+			return nil, nil, failDecode
+		}
+		var ok bool
+		if header, ok = decodeJSONObject(hb); !ok || !v.headerOK(header) {
+			return nil, nil, failDecode
+		}
+	}
+	key := ks.match(header, signingInput, sig)
+	if key == nil {
 		return nil, nil, failDecode
 	}
-	// The signature is good: the token was made by a holder of the secret.
-	// Decode header and payload as PyJWT's json.loads does (decodeJSONObject),
-	// and refuse a header PyJWT refuses (headerOK).
-	hb, err := v.parser.DecodeSegment(headerSeg)
-	if err != nil {
-		return nil, nil, failDecode
-	}
-	header, ok := decodeJSONObject(hb)
-	if !ok || !v.headerOK(header) {
-		return nil, nil, failDecode
+	if header == nil {
+		// The signature is good: the token was made by a holder of the
+		// secret. Decode header and payload as PyJWT's json.loads does
+		// (decodeJSONObject), and refuse a header PyJWT refuses (headerOK).
+		hb, err := v.parser.DecodeSegment(headerSeg)
+		if err != nil {
+			return nil, nil, failDecode
+		}
+		var ok bool
+		if header, ok = decodeJSONObject(hb); !ok || !v.headerOK(header) {
+			return nil, nil, failDecode
+		}
 	}
 	pb, err := v.parser.DecodeSegment(payloadSeg)
 	if err != nil {
@@ -207,6 +240,7 @@ func (v *verifier) decode(token string, now time.Time) (*claims, map[string]any,
 	if f != failNone {
 		return nil, nil, f
 	}
+	c.keyPos = uint8(key.pos)
 	return c, mc, failNone
 }
 
@@ -220,7 +254,7 @@ func (v *verifier) decode(token string, now time.Time) (*claims, map[string]any,
 //   - b64 is not JSON false: that means a detached, unencoded payload, which
 //     PyJWT refuses unless the caller passes one, and Meet never does.
 func (v *verifier) headerOK(h map[string]any) bool {
-	if alg, _ := h["alg"].(string); alg != v.key.alg() {
+	if alg, _ := h["alg"].(string); alg != v.alg {
 		return false
 	}
 	if kid, present := h["kid"]; present {

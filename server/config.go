@@ -84,6 +84,12 @@ type Config struct {
 	MeetProfile  authz.Profile
 	Addons       authz.JWTConfig
 	ScopesPrefix string
+	// JWTKeysFile and AddonsKeysFile, when set, name the files JWT's and
+	// Addons' keys come from (authz.ParseKeys: one key, or a list of kid:
+	// key lines under authz.KeysHeader). They are read at start, replacing
+	// the Secret read before, and reloaded when they change ("keys").
+	JWTKeysFile    string
+	AddonsKeysFile string
 	// TokenCacheSize bounds the verified-token cache (0: none).
 	TokenCacheSize int
 

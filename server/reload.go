@@ -37,6 +37,7 @@ const (
 	reloadWhatRoutes         = "routes"
 	reloadWhatUsers          = "users"
 	reloadWhatTLS            = "tls"
+	reloadWhatKeys           = "keys"
 	reloadErrorVersionPrefix = "error:"
 )
 
@@ -104,11 +105,11 @@ func newReloader(logger *slog.Logger, reg prometheus.Registerer, interval time.D
 		settle:   defaultReloadSettle,
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: MetricConfigReloads,
-			Help: "Reloads of configuration files after a change, by what (routes, users, tls) and result (success, failure: the previous version stays in use).",
+			Help: "Reloads of configuration files after a change, by what (routes, users, tls, keys) and result (success, failure: the previous version stays in use).",
 		}, []string{"what", "result"}),
 		lastOK: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: MetricConfigLastReloadSuccess,
-			Help: "1 when the files of what (routes, users, tls) in use are the ones on disk, 0 when the last change was refused and an older version serves.",
+			Help: "1 when the files of what (routes, users, tls, keys) in use are the ones on disk, 0 when the last change was refused and an older version serves.",
 		}, []string{"what"}),
 		requests: make(chan bool, 1),
 	}

@@ -198,6 +198,16 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, opts Options) (_ 
 	if err != nil {
 		return nil, err
 	}
+	keyFiles, err := readKeyFiles(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if keyFiles.app != nil {
+		jwt.Secret, jwt.Keys = nil, keyFiles.app
+	}
+	if keyFiles.addons != nil {
+		cfg.Addons.Secret, cfg.Addons.Keys = nil, keyFiles.addons
+	}
 	az, err := authz.New(authz.Options{
 		JWT:               jwt,
 		Directory:         telemetry.TraceDirectory(s.dir.Directory, tracer),
@@ -212,6 +222,13 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, opts Options) (_ 
 	})
 	if err != nil {
 		return nil, err
+	}
+	if cfg.JWTKeysFile != "" || cfg.AddonsKeysFile != "" {
+		// The keys are reloaded with the other files; a change drops the
+		// cached verified tokens (authz.SetKeys).
+		if err := s.reloads.add(keysReloadable(az, cfg)); err != nil {
+			return nil, err
+		}
 	}
 
 	// Every adapter takes the same instrumented Decider: decision ids,
@@ -297,11 +314,11 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, opts Options) (_ 
 			return nil, fmt.Errorf("forward-auth listener: %w", err)
 		}
 	}
-	if len(jwt.Secret) < minSecretLen(jwt.Algorithm) {
+	if shortestKey(jwt) < minSecretLen(jwt.Algorithm) {
 		logger.Warn("JWT secret is shorter than the hash output; RFC 7518 asks for at least as many bytes",
 			"algorithm", jwt.Algorithm, "min_bytes", minSecretLen(jwt.Algorithm))
 	}
-	if a := cfg.Addons; len(a.Secret) > 0 && len(a.Secret) < minSecretLen(a.Algorithm) {
+	if a := cfg.Addons; shortestKey(a) > 0 && shortestKey(a) < minSecretLen(a.Algorithm) {
 		logger.Warn("add-on JWT secret is shorter than the hash output; RFC 7518 asks for at least as many bytes",
 			"algorithm", a.Algorithm, "min_bytes", minSecretLen(a.Algorithm))
 	}

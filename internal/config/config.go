@@ -338,11 +338,19 @@ func (c Config) Secret() ([]byte, error) {
 		if err != nil {
 			return nil, fmt.Errorf("JWT secret file: %w", fileError(err))
 		}
-		b = StripNewline(b)
-		if len(b) == 0 {
+		if len(StripNewline(b)) == 0 {
 			return nil, fmt.Errorf("JWT secret file %s is empty", c.JWTSecretFile)
 		}
-		return b, nil
+		// A file of several keys (docs/deploy.md, Rotating keys): the
+		// server verifies with all of them (server.Config.JWTKeysFile);
+		// what needs one key — `gatehouse token` signing, the key-length
+		// warning — takes the first, which a token without kid is checked
+		// against first.
+		keys, err := authz.ParseKeys(b)
+		if err != nil {
+			return nil, fmt.Errorf("JWT secret file %s: %w", c.JWTSecretFile, err)
+		}
+		return keys[0].Secret, nil
 	default:
 		return nil, errors.New("no JWT secret: set GATEHOUSE_JWT_SECRET_FILE (--jwt-secret-file) or GATEHOUSE_JWT_SECRET (--jwt-secret)")
 	}
@@ -573,6 +581,7 @@ func (c Config) ServerConfig() (server.Config, error) {
 	if sc.Addons.Secret, err = c.AddonsSecret(); err != nil {
 		return server.Config{}, err
 	}
+	sc.JWTKeysFile, sc.AddonsKeysFile = c.JWTSecretFile, c.AddonsJWTSecretFile
 	if c.DirectoryOriginPasswordFile != "" {
 		if c.DirectoryOrigin == "" {
 			return server.Config{}, errors.New("GATEHOUSE_DIRECTORY_ORIGIN_PASSWORD_FILE is set without GATEHOUSE_DIRECTORY_ORIGIN")

@@ -719,3 +719,28 @@ func TestLogValueListsEverySetting(t *testing.T) {
 		}
 	}
 }
+
+// TestSecretFromKeyFile: a file of several keys gives the first key to what
+// needs one (gatehouse token, the length warning), never the file's text.
+func TestSecretFromKeyFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "keys")
+	body := "# gatehouse keys v1\nnew: " + strings.Repeat("n", 32) + "\nold: " + strings.Repeat("o", 32) + "\n"
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := Config{JWTSecretFile: path}
+	got, err := c.Secret()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != strings.Repeat("n", 32) {
+		t.Errorf("Secret() = %d bytes, want the first key", len(got))
+	}
+	if err := os.WriteFile(path, []byte("# gatehouse keys v1\nbroken line\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Secret(); err == nil {
+		t.Error("a malformed key file was accepted")
+	}
+}

@@ -24,6 +24,7 @@ const (
 	MetricRedisDuration     = "gatehouse_redis_duration_seconds"
 	MetricOriginDuration    = "gatehouse_directory_origin_duration_seconds"
 	MetricBuildInfo         = "gatehouse_build_info"
+	MetricTokenKeys         = "gatehouse_token_keys_total"
 	otherReason             = "other"
 	layerRedis              = "redis"
 	layerOrigin             = "origin"
@@ -69,6 +70,11 @@ type Metrics struct {
 	// originDur times the lookups of a directory origin (Meet's
 	// database, a gRPC directory service): ok, error.
 	originDur [2]prometheus.Observer
+	// keys counts the decisions made after a token verified, by the key
+	// that verified it (authz.Decision.Key: its kid or position, never the
+	// key; at most authz.MaxKeys per token kind): during a rotation it says
+	// when the old key stops being used.
+	keys *prometheus.CounterVec
 }
 
 type resolvedCounter struct {
@@ -103,6 +109,10 @@ func NewMetrics(build BuildInfo) *Metrics {
 			Name: MetricChecksInFlight,
 			Help: "Checks being decided now.",
 		}),
+		keys: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: MetricTokenKeys,
+			Help: "Decisions made after a token verified, by the key that verified it (its kid, or #1, #2... by position; never the key).",
+		}, []string{"key"}),
 		lookups: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: MetricDirectoryLookups,
 			Help: "Directory lookups by layer (cache, redis, origin) and outcome (hit, miss, stale, invalid, error, write_error).",
@@ -153,7 +163,7 @@ func NewMetrics(build BuildInfo) *Metrics {
 	m.originDur[1] = originDur.WithLabelValues(outcomeError)
 
 	reg.MustRegister(
-		m.decisions, duration, m.inFlight, m.lookups, redisDur, originDur, buildInfo,
+		m.decisions, duration, m.inFlight, m.lookups, redisDur, originDur, buildInfo, m.keys,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -196,6 +206,9 @@ func (m *Metrics) decided(d *authz.Decision, elapsed time.Duration, timed bool) 
 			reason = otherReason
 		}
 		m.decisions.WithLabelValues(res.String(), reason).Inc()
+	}
+	if d.Key != "" {
+		m.keys.WithLabelValues(d.Key).Inc()
 	}
 	if timed {
 		m.duration[res].Observe(elapsed.Seconds())
