@@ -407,7 +407,16 @@ func (c Config) AddonsSecret() ([]byte, error) {
 	if err != nil || s == "" {
 		return nil, err
 	}
-	return []byte(s), nil
+	first, _, _ := strings.Cut(s, "\n")
+	if c.AddonsJWTSecretFile == "" || strings.TrimSuffix(first, "\r") != authz.KeysHeader {
+		return []byte(s), nil
+	}
+	// A file of several keys: the first, as for Secret.
+	keys, err := authz.ParseKeys([]byte(s))
+	if err != nil {
+		return nil, fmt.Errorf("GATEHOUSE_ADDONS_JWT_SECRET_FILE: %w", err)
+	}
+	return keys[0].Secret, nil
 }
 
 // HasAddonsSecret reports whether an add-on key is configured.

@@ -737,6 +737,10 @@ func TestSecretFromKeyFile(t *testing.T) {
 	if string(got) != strings.Repeat("n", 32) {
 		t.Errorf("Secret() = %d bytes, want the first key", len(got))
 	}
+	addons := Config{AddonsJWTSecretFile: path}
+	if got, err := addons.AddonsSecret(); err != nil || string(got) != strings.Repeat("n", 32) {
+		t.Errorf("AddonsSecret() = %d bytes, %v; want the first key", len(got), err)
+	}
 	if err := os.WriteFile(path, []byte("# gatehouse keys v1\nbroken line\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
