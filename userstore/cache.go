@@ -38,7 +38,8 @@ type CacheOptions struct {
 	NegativeTTL time.Duration
 	// StaleIfError, when positive, lets a lookup whose origin fails answer
 	// with a cached entry, even an expired one, stored less than
-	// StaleIfError ago. Zero (the default) never serves stale entries.
+	// StaleIfError ago. Only errors wrapping ErrUnavailable (an outage) are
+	// covered. Zero (the default) never serves stale entries.
 	StaleIfError time.Duration
 	// LookupTimeout bounds one origin lookup (default DefaultLookupTimeout).
 	// The origin call is shared by every caller waiting on the same key, so
@@ -232,7 +233,9 @@ func (c *Cache) originFailed(t *boundedcache.Cache[string, Status], k cacheKey, 
 	if errors.Is(err, ErrInvalidRecord) {
 		return c.invalid(t, k, err)
 	}
-	if c.stale > 0 {
+	// Only an outage may be covered by a stale entry: any other error
+	// (a bug, an unexpected answer) is refused.
+	if c.stale > 0 && errors.Is(err, ErrUnavailable) {
 		if st, _, stored, ok := t.Peek(k.id); ok {
 			if age := c.now().Sub(stored); age < c.stale {
 				c.observe("stale")

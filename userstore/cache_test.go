@@ -533,3 +533,22 @@ func BenchmarkCacheHitParallel(b *testing.B) {
 		}
 	})
 }
+
+// An origin error that is not an outage (no ErrUnavailable: a bug, an
+// unexpected answer) is refused, never covered by a stale entry.
+func TestCacheNoStaleForNonOutage(t *testing.T) {
+	origin := newFakeOrigin()
+	origin.set("u", Active)
+	clock := testkit.NewClock(time.Unix(0, 0))
+	var o outcomes
+	c := newTestCache(origin, clock, &o, CacheOptions{TTL: 10 * time.Second, StaleIfError: time.Hour})
+	lookup(t, c, "u")
+	origin.fail(errBackend)
+	clock.Advance(20 * time.Second)
+	if st, err := c.Lookup(t.Context(), User, "u"); err == nil || st == Active || !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("non-outage error with a stale entry = %s, %v; want an error", st, err)
+	}
+	if o.get("cache/stale") != 0 {
+		t.Fatalf("outcomes = %v, want no stale answer", o.n)
+	}
+}

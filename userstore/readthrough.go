@@ -262,7 +262,13 @@ func (r *ReadThrough) fromOrigin(ctx context.Context, kind Kind, id string) (Sta
 		defer cancel()
 		st, err := r.origin.Lookup(octx, kind, id)
 		if err != nil {
-			return st, err
+			// Whatever status came with the error, it is never an
+			// allow: Inactive for a bad record (see ErrInvalidRecord),
+			// NotFound otherwise.
+			if errors.Is(err, ErrInvalidRecord) {
+				return Inactive, err
+			}
+			return NotFound, err
 		}
 		r.writeBack(octx, kind, id, st, stripe, change, epoch)
 		return st, nil

@@ -449,3 +449,23 @@ func TestOriginChainWithoutRedis(t *testing.T) {
 		t.Fatalf("after the change: %s", got)
 	}
 }
+
+// activeWithError is an origin that returns Active together with an error.
+type activeWithError struct{ err error }
+
+func (o activeWithError) Lookup(context.Context, Kind, string) (Status, error) {
+	return Active, o.err
+}
+
+func TestReadThroughOriginErrorIsNeverActive(t *testing.T) {
+	for _, err := range []error{fmt.Errorf("pg: %w", ErrUnavailable), fmt.Errorf("pg: %w", ErrInvalidRecord)} {
+		r := NewReadThrough(activeWithError{err}, nil, ReadThroughOptions{})
+		st, got := r.Lookup(t.Context(), User, "x")
+		if got == nil || st == Active {
+			t.Fatalf("origin error %v: %s, %v; want a non-Active status with the error", err, st, got)
+		}
+		if errors.Is(err, ErrInvalidRecord) && st != Inactive {
+			t.Fatalf("invalid record: %s; want Inactive", st)
+		}
+	}
+}

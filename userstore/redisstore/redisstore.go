@@ -156,9 +156,9 @@ func unavailable(ctx context.Context, op string, kind userstore.Kind, err error)
 	return fmt.Errorf("redisstore: %s %s: %w: %w", op, kind, userstore.ErrUnavailable, err)
 }
 
-// Lookup implements userstore.Directory with one HGET of the record's
-// "active" field (and an EXISTS when the field is missing, to tell an
-// unknown record from a malformed one).
+// Lookup implements userstore.Directory with one HGETALL: a missing key
+// (an empty answer) is told from a hash without an "active" field in the
+// same round trip. Records hold a few short fields.
 func (s *Store) Lookup(ctx context.Context, kind userstore.Kind, id string) (userstore.Status, error) {
 	key, err := s.Key(kind, id)
 	if err != nil {
@@ -169,26 +169,20 @@ func (s *Store) Lookup(ctx context.Context, kind userstore.Kind, id string) (use
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	v, err := s.client.HGet(ctx, key, "active").Result()
+	m, err := s.client.HGetAll(ctx, key).Result()
 	switch {
-	case errors.Is(err, redis.Nil):
-		// No key, or a hash without "active": only the first is NotFound.
-		// Unknown ids are the rare path, so the second round trip is
-		// paid there only.
-		n, err := s.client.Exists(ctx, key).Result()
-		switch {
-		case err != nil:
-			s.failed(err)
-			return userstore.NotFound, unavailable(ctx, "lookup", kind, err)
-		case n == 0:
-			return userstore.NotFound, nil
-		}
-		return userstore.Inactive, invalidRecord(kind, "hash without an \"active\" field")
 	case redis.HasErrorPrefix(err, "WRONGTYPE"):
 		return userstore.Inactive, invalidRecord(kind, "key holds another type than a hash")
 	case err != nil:
 		s.failed(err)
 		return userstore.NotFound, unavailable(ctx, "lookup", kind, err)
+	case len(m) == 0:
+		return userstore.NotFound, nil
+	}
+	v, ok := m["active"]
+	switch {
+	case !ok:
+		return userstore.Inactive, invalidRecord(kind, "hash without an \"active\" field")
 	case v == "1":
 		return userstore.Active, nil
 	case v == "0":

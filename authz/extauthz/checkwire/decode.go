@@ -198,6 +198,11 @@ func consumeBytes(b []byte) (v, rest []byte, err error) {
 // nesting level like proto.Unmarshal, reads the length-delimited fields it
 // keeps and hands every other field (other numbers, other wire types) to
 // the schema (message.skip), which validates it and returns its length.
+//
+// checkRequest, request and headerMap have the same shape and are written
+// out on purpose: one helper taking the next decoder as a function value
+// makes the decoder escape to the heap (measured: 1 -> 2 allocations and
+// 128 -> 896 bytes per front-Envoy request).
 
 func (d *decoder) checkRequest(b []byte, depth int) error {
 	if depth--; depth < 0 {
