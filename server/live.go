@@ -12,7 +12,9 @@ import (
 
 // livePolicy is the route table in use, swapped whole when the routes file
 // changes: a request is matched against one table, the old or the new,
-// never a mix.
+// never a mix. Allow (asked only after Match said UnknownAction) loads the
+// table again, so a swap in between may choose between 405 and 403 from
+// the newer table: both refusals, never an allow.
 type livePolicy struct {
 	cur atomic.Pointer[routes.Set]
 }
@@ -84,18 +86,11 @@ func (u *liveUsers) reloadable(cfg Config) *reloadable {
 	}
 }
 
-// newUsersFileDirectory loads the users file and registers it with reloads
-// (nil: loaded once).
+// newUsersFileDirectory loads the users file and registers it with
+// reloads, which New always supplies.
 func newUsersFileDirectory(cfg Config, reloads *reloader) (*directory, error) {
 	u := &liveUsers{}
-	it := u.reloadable(cfg)
-	if reloads == nil {
-		commit, _, err := it.load()
-		if err != nil {
-			return nil, err
-		}
-		commit()
-	} else if err := reloads.add(it); err != nil {
+	if err := reloads.add(u.reloadable(cfg)); err != nil {
 		return nil, err
 	}
 	return &directory{Directory: u, describe: "users file " + cfg.UsersFile}, nil
