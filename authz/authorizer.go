@@ -46,6 +46,12 @@ type Options struct {
 	// off). Its zero Issuer and Audience turn those checks off as JWT's do:
 	// Meet's defaults are DefaultAddonsIssuer and DefaultAddonsAudience.
 	Addons JWTConfig
+	// Introspector, when set, checks OIDC access tokens with their
+	// provider: the last token kind, tried when no JWT kind decodes the
+	// token (Profile202608 only; docs/oidc.md). Subjects then finds their
+	// users by sub, and is required with it.
+	Introspector Introspector
+	Subjects     userstore.Subjects
 	// ScopesPrefix, when set, is removed with a ":" from the front of each
 	// scope of a token (Meet's OIDC_RS_SCOPES_PREFIX; Profile202608 only).
 	ScopesPrefix string
@@ -83,6 +89,8 @@ type Authorizer struct {
 	profile      Profile
 	scopesPrefix string
 	dir          userstore.Directory
+	introspector Introspector
+	subjects     userstore.Subjects
 	policy       Policy
 	checkApps    bool
 	retryAfter   int
@@ -112,6 +120,8 @@ func New(opts Options) (*Authorizer, error) {
 		profile:      opts.Profile,
 		scopesPrefix: opts.ScopesPrefix,
 		dir:          opts.Directory,
+		introspector: opts.Introspector,
+		subjects:     opts.Subjects,
 		policy:       opts.Policy,
 		checkApps:    opts.CheckApplications,
 		retryAfter:   1,
@@ -127,6 +137,9 @@ func New(opts Options) (*Authorizer, error) {
 		if opts.ScopesPrefix != "" {
 			return nil, fmt.Errorf("authz: a scopes prefix needs the %s profile", ProfileName202608)
 		}
+		if opts.Introspector != nil {
+			return nil, fmt.Errorf("authz: OIDC access tokens need the %s profile", ProfileName202608)
+		}
 	case Profile202608:
 		if len(keysOf(opts.Addons)) > 0 {
 			av, err := newVerifier(opts.Addons, opts.UserIDFormat)
@@ -137,6 +150,9 @@ func New(opts Options) (*Authorizer, error) {
 		}
 	default:
 		return nil, fmt.Errorf("authz: unknown Meet profile %d", opts.Profile)
+	}
+	if opts.Introspector != nil && opts.Subjects == nil {
+		return nil, errors.New("authz: OIDC access tokens need a directory that finds users by sub")
 	}
 	if a.policy == nil {
 		a.policy = AuthenticateAll{}
@@ -291,14 +307,7 @@ var (
 func (a *Authorizer) lookup(ctx context.Context, kind userstore.Kind, key string, id Identity) (Decision, bool) {
 	status, err := a.dir.Lookup(ctx, kind, key)
 	if err != nil {
-		return Decision{
-			Result:            Unavailable,
-			Reason:            ReasonDirectoryError,
-			Status:            http.StatusServiceUnavailable,
-			Message:           "Service temporarily unavailable.",
-			Identity:          id,
-			RetryAfterSeconds: a.retryAfter,
-		}, true
+		return a.unavailable(id), true
 	}
 	switch {
 	case status == userstore.Active:
@@ -311,6 +320,18 @@ func (a *Authorizer) lookup(ctx context.Context, kind userstore.Kind, key string
 		return withIdentity(denyUserDisabled, id), true
 	default:
 		return withIdentity(denyUserNotFound, id), true
+	}
+}
+
+// unavailable is the answer when the directory cannot answer: 503, retry.
+func (a *Authorizer) unavailable(id Identity) Decision {
+	return Decision{
+		Result:            Unavailable,
+		Reason:            ReasonDirectoryError,
+		Status:            http.StatusServiceUnavailable,
+		Message:           "Service temporarily unavailable.",
+		Identity:          id,
+		RetryAfterSeconds: a.retryAfter,
 	}
 }
 

@@ -58,6 +58,8 @@ const (
 	ReasonRouteDenied         Reason = "route_denied"
 	ReasonMethodNotAllowed    Reason = "method_not_allowed" // 405, 2026.08 profile only
 	ReasonDirectoryError      Reason = "directory_unavailable"
+	ReasonLoginFailed         Reason = "login_failed"         // OIDC access token refused (docs/oidc.md)
+	ReasonProviderUnavailable Reason = "provider_unavailable" // OIDC provider did not answer
 	ReasonBadRequest          Reason = "bad_request"
 	ReasonInternalError       Reason = "internal_error"
 )
@@ -71,7 +73,7 @@ func Reasons() []Reason {
 		ReasonInvalidTokenType, ReasonApplicationNotFound, ReasonApplicationDisabled,
 		ReasonUserNotFound, ReasonUserDisabled, ReasonNoScope, ReasonMissingScope,
 		ReasonUnknownAction, ReasonRouteDenied, ReasonMethodNotAllowed, ReasonDirectoryError,
-		ReasonBadRequest, ReasonInternalError,
+		ReasonLoginFailed, ReasonProviderUnavailable, ReasonBadRequest, ReasonInternalError,
 	}
 }
 

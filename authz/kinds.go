@@ -17,8 +17,9 @@ import (
 // steps, the verifier, the directory lookups and the permission rules.
 
 // kindID identifies a token kind. Kinds are tried in the order Meet lists
-// its authentication_classes: application tokens, then add-on tokens (then
-// OIDC resource-server tokens, which gatehouse does not verify).
+// its authentication_classes: application tokens, then add-on tokens, then
+// OIDC access tokens checked by introspection (resource.go), which are not
+// a tokenKind: they are not decoded here but sent to the provider.
 type kindID uint8
 
 const (
@@ -82,7 +83,11 @@ func (k *tokenKind) readClaims(c *claims, mc map[string]any, scopesPrefix string
 
 // decideKinds is Decide under 2026.08, once the bearer token is read.
 func (a *Authorizer) decideKinds(ctx context.Context, req *Request, rule Rule, token string) Decision {
-	c, deny := a.kindClaims(token)
+	c, deny, passed := a.kindClaims(token)
+	if passed && a.introspector != nil {
+		// No JWT kind decoded it: it is the resource server's to try.
+		return a.decideIntrospected(ctx, req, rule, token)
+	}
 	if deny != nil {
 		return *deny
 	}
@@ -115,6 +120,12 @@ func (a *Authorizer) decideKinds(ctx context.Context, req *Request, rule Rule, t
 		// scopes could not be sent upstream as they are.
 		return withIdentity(denyInvalidClaims, id)
 	}
+	return a.withKey(a.permit(req, rule, c, id), c)
+}
+
+// permit is the last step of every 2026.08 decision, whatever the token's
+// kind: the route's rule applied to an authenticated caller.
+func (a *Authorizer) permit(req *Request, rule Rule, c *claims, id Identity) Decision {
 	if rule.UnknownAction {
 		// DRF answers a method its router does not route with 405, after
 		// authentication and permissions, which let an unrouted action
@@ -123,15 +134,17 @@ func (a *Authorizer) decideKinds(ctx context.Context, req *Request, rule Rule, t
 			return withIdentity(d, id)
 		}
 	}
-	return a.withKey(grant(rule, c, id), c)
+	return grant(rule, c, id)
 }
 
 // kindClaims returns the claims of token under 2026.08. The kinds are tried
 // in order and the first that decodes the token reads its claims. A kind
 // that cannot decode it (failDecode, failImmature) passes it to the next;
 // expiry and a wrong iss or aud stop at the kind that found them. When no
-// kind decodes it the answer is "Invalid token." (Meet would try its OIDC
-// resource server next, and without one answers a misconfiguration message).
+// kind decodes it, passed is true with "Invalid token.": decideKinds then
+// passes the token to the resource server when one is configured; without
+// one, "Invalid token." is the answer (where Meet without a resource server
+// answers a misconfiguration message).
 //
 // The verified-token cache keeps the claims with their kind. A hit re-checks
 // the time claims with that kind's leeway: expiry is final, as it is for the
@@ -139,21 +152,21 @@ func (a *Authorizer) decideKinds(ctx context.Context, req *Request, rule Rule, t
 // afresh, as the kinds would. Claims are only cached when no earlier kind
 // passed the token on for a reason the clock can change (failImmature), so
 // that a cached answer is the answer every kind would give again.
-func (a *Authorizer) kindClaims(token string) (*claims, *Decision) {
+func (a *Authorizer) kindClaims(token string) (c *claims, deny *Decision, passed bool) {
 	now := a.now()
 	key, cacheable, c := a.cachedClaims(token, now)
 	if c != nil {
 		switch a.kinds[c.kind].v.timeFailure(c, now) {
 		case failNone:
-			return c, nil
+			return c, nil, false
 		case failExpired:
-			return nil, &denyTokenExpired
+			return nil, &denyTokenExpired, false
 		}
 	}
 	clockBound := false
 	for i := range a.kinds {
 		k := &a.kinds[i]
-		c, mc, f := k.v.decode(token, now)
+		kc, mc, f := k.v.decode(token, now)
 		switch f {
 		case failNone:
 		case failImmature:
@@ -162,15 +175,15 @@ func (a *Authorizer) kindClaims(token string) (*claims, *Decision) {
 		case failDecode:
 			continue
 		default:
-			return nil, f.deny()
+			return nil, f.deny(), false
 		}
-		c = k.readClaims(c, mc, a.scopesPrefix)
+		c = k.readClaims(kc, mc, a.scopesPrefix)
 		if cacheable != nil && !clockBound {
 			a.cacheClaims(cacheable, key, c, k.v, now)
 		}
-		return c, nil
+		return c, nil, false
 	}
-	return nil, &denyInvalidToken
+	return nil, &denyInvalidToken, true
 }
 
 // methodNotAllowed returns the 405 of a request whose route the policy knows

@@ -10,6 +10,7 @@ import (
 	"github.com/gatehouse-authz/gatehouse/authz"
 	"github.com/gatehouse-authz/gatehouse/authz/extauthz"
 	"github.com/gatehouse-authz/gatehouse/authz/forwardauth"
+	"github.com/gatehouse-authz/gatehouse/authz/oidc"
 	"github.com/gatehouse-authz/gatehouse/internal/bytesize"
 	"github.com/gatehouse-authz/gatehouse/internal/logbudget"
 	"github.com/gatehouse-authz/gatehouse/userstore"
@@ -90,6 +91,11 @@ type Config struct {
 	// the Secret read before, and reloaded when they change ("keys").
 	JWTKeysFile    string
 	AddonsKeysFile string
+	// OIDC, when its IntrospectionURL is set, accepts OIDC access tokens
+	// by introspection (2026.08 only; docs/oidc.md): the last token kind.
+	// Its Shared, Observer and Logger are the server's to set; oidc.New
+	// checks the rest.
+	OIDC oidc.Config
 	// TokenCacheSize bounds the verified-token cache (0: none).
 	TokenCacheSize int
 
@@ -125,8 +131,12 @@ type Config struct {
 	DirectoryOriginCAFile   string
 	DirectoryUserQuery      string
 	DirectoryAppQuery       string
-	RedisCacheTTL           time.Duration
-	RedisCacheNegativeTTL   time.Duration
+	// DirectorySubQuery finds a user by OIDC sub in a postgres:// origin
+	// (pgorigin.DefaultSubQuery when empty); only prepared when OIDC
+	// access tokens are on.
+	DirectorySubQuery     string
+	RedisCacheTTL         time.Duration
+	RedisCacheNegativeTTL time.Duration
 
 	// LogRate caps the decision lines each listener writes per second
 	// below debug level (0: none); the rest are counted.
@@ -199,6 +209,7 @@ func DefaultConfig() Config {
 		CacheStaleIfError:     DefaultCacheStaleIfError,
 		DirectoryUserQuery:    pgorigin.DefaultUserQuery,
 		DirectoryAppQuery:     pgorigin.DefaultAppQuery,
+		DirectorySubQuery:     pgorigin.DefaultSubQuery,
 		RedisCacheTTL:         userstore.DefaultSharedTTL,
 		RedisCacheNegativeTTL: userstore.DefaultSharedNegativeTTL,
 		LogRate:               logbudget.DefaultPerSecond,

@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/gatehouse-authz/gatehouse/authz"
+	"github.com/gatehouse-authz/gatehouse/authz/oidc"
 	"github.com/gatehouse-authz/gatehouse/internal/logbudget"
 	"github.com/gatehouse-authz/gatehouse/internal/telemetry"
 	"github.com/gatehouse-authz/gatehouse/userstore"
@@ -48,6 +49,14 @@ type directory struct {
 	// origin is the directory of record behind the caches (nil: none).
 	origin *origin
 
+	// subjects finds users by OIDC sub (nil: this directory cannot, a
+	// gRPC origin); verdicts is Redis's OIDC verdict cache (nil: no Redis).
+	subjects userstore.Subjects
+	verdicts oidc.SharedCache
+	// subjectCache caches subjects in front of a remote directory (nil:
+	// none); the invalidation listener keeps it current.
+	subjectCache *userstore.SubjectCache
+
 	// Redis only.
 	client     redis.UniversalClient
 	mode       redisstore.Mode
@@ -79,7 +88,9 @@ func newDirectory(ctx context.Context, cfg Config, logger *slog.Logger, opts Opt
 		if name == "" {
 			name = "supplied directory"
 		}
-		return &directory{Directory: opts.Directory, describe: name}, nil
+		d := &directory{Directory: opts.Directory, describe: name}
+		d.subjects, _ = opts.Directory.(userstore.Subjects)
+		return d, nil
 	case cfg.UsersFile != "":
 		return newUsersFileDirectory(cfg, opts.reloads)
 	case cfg.DirectoryOrigin != "":
@@ -109,7 +120,12 @@ func newRedisDirectory(ctx context.Context, cfg Config, logger *slog.Logger, met
 	if err != nil {
 		return nil, fmt.Errorf("redis: %w", err)
 	}
-	store := redisstore.New(client, redisstore.Options{Prefix: cfg.RedisPrefix, Timeout: cfg.RedisTimeout})
+	// Directory warnings that can come once per request (stale entries,
+	// invalid records, malformed invalidation messages and subject index
+	// entries) share one budget of GATEHOUSE_LOG_RATE lines a second.
+	logs := logbudget.New(zeroMeansNone(cfg.LogRate))
+	store := redisstore.New(client, redisstore.Options{Prefix: cfg.RedisPrefix, Timeout: cfg.RedisTimeout,
+		NormalizeUserID: userIDNormalizer(cfg), Logger: logger, LogBudget: logs})
 	// The circuits sit between the cache and Redis: while one is open,
 	// misses fail at once and the cache's stale entries still answer.
 	// There is one per Cluster master (Store.Partition names the master
@@ -121,10 +137,6 @@ func newRedisDirectory(ctx context.Context, cfg Config, logger *slog.Logger, met
 		Name:      "redis",
 		Logger:    logger,
 	})
-	// Directory warnings that can come once per request (stale entries,
-	// invalid records, malformed invalidation messages) share one budget
-	// of GATEHOUSE_LOG_RATE lines a second.
-	logs := logbudget.New(zeroMeansNone(cfg.LogRate))
 	negTTL := cfg.CacheNegativeTTL
 	if negTTL == 0 {
 		negTTL = -1 // the cache reads 0 as "default"; the setting's 0 means "do not cache"
@@ -141,6 +153,8 @@ func newRedisDirectory(ctx context.Context, cfg Config, logger *slog.Logger, met
 	})
 	d := &directory{
 		Directory:  cache,
+		subjects:   store,
+		verdicts:   store.IntrospectionCache(),
 		describe:   "redis " + string(mode) + " " + cfg.Redis.Describe(),
 		client:     client,
 		mode:       mode,
@@ -253,6 +267,9 @@ func (d *directory) start(ctx context.Context) {
 		normalize: d.normalize,
 		log:       d.log,
 		logs:      d.logs,
+	}
+	if d.subjectCache != nil {
+		d.listener.subjects = d.subjectCache
 	}
 	d.wg.Add(1)
 	go func() {

@@ -41,6 +41,13 @@ type invalidator interface {
 	Purge()
 }
 
+// subjectInvalidator is the part of userstore.SubjectCache the listener
+// needs.
+type subjectInvalidator interface {
+	Invalidate(sub string)
+	Purge()
+}
+
 // subscription is one subscription to the invalidation channel, with what
 // must be closed with it.
 type subscription struct {
@@ -73,8 +80,12 @@ type subscribeFunc func(ctx context.Context, hint string) (*subscription, error)
 // in between, so the whole cache is purged after every subscription: the
 // next lookups go to Redis.
 type listener struct {
-	open      subscribeFunc
-	cache     invalidator
+	open  subscribeFunc
+	cache invalidator
+	// subjects, when set, is the OIDC sub → user id cache: "sub:<sub>"
+	// messages drop one entry (redisstore publishes them when a user's sub
+	// changes), and it is purged with cache.
+	subjects  subjectInvalidator
 	normalize func(string) (string, bool) // gives user ids the form the cache holds
 	log       *slog.Logger
 	logs      *logbudget.Budget
@@ -128,6 +139,9 @@ func (l *listener) run(ctx context.Context) {
 		// were lost: entries cached before this one may be stale.
 		if !first {
 			l.cache.Purge()
+			if l.subjects != nil {
+				l.subjects.Purge()
+			}
 			l.log.Info("invalidation channel resubscribed; in-process cache purged")
 		}
 		first = false
@@ -189,6 +203,12 @@ func (l *listener) receive(ctx context.Context, sub *subscription) error {
 }
 
 func (l *listener) handle(ctx context.Context, m *redis.Message) {
+	if sub, ok := userstore.ParseSubChange(m.Payload); ok {
+		if l.subjects != nil {
+			l.subjects.Invalidate(sub)
+		}
+		return
+	}
 	kind, id, ok := userstore.ParseChange(m.Payload)
 	if !ok {
 		// Anyone who may publish can send these as fast as they like.

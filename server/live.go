@@ -67,6 +67,11 @@ func (u *liveUsers) Lookup(ctx context.Context, kind userstore.Kind, id string) 
 	return u.cur.Load().Lookup(ctx, kind, id)
 }
 
+// UserBySub implements userstore.Subjects from the file's subs.
+func (u *liveUsers) UserBySub(ctx context.Context, sub string) (string, bool, error) {
+	return u.cur.Load().UserBySub(ctx, sub)
+}
+
 // reloadable returns the users file's reloadable: every record is checked
 // (userstore.LoadFile refuses the whole file for one bad record) before the
 // new directory replaces the old.
@@ -93,5 +98,5 @@ func newUsersFileDirectory(cfg Config, reloads *reloader) (*directory, error) {
 	if err := reloads.add(u.reloadable(cfg)); err != nil {
 		return nil, err
 	}
-	return &directory{Directory: u, describe: "users file " + cfg.UsersFile}, nil
+	return &directory{Directory: u, subjects: u, describe: "users file " + cfg.UsersFile}, nil
 }

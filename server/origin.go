@@ -50,6 +50,7 @@ func newOriginDirectory(ctx context.Context, cfg Config, logger *slog.Logger, me
 	logs := logbudget.New(zeroMeansNone(cfg.LogRate))
 	o := &origin{kind: originKind(cfg.DirectoryOrigin), log: logger, logs: logs}
 	var dir userstore.Directory
+	var subjects userstore.Subjects // nil: the origin cannot find users by sub
 	switch o.kind {
 	case "postgres":
 		cctx, cancel := context.WithTimeout(ctx, originConnectTimeout)
@@ -59,12 +60,17 @@ func newOriginDirectory(ctx context.Context, cfg Config, logger *slog.Logger, me
 			Password:  cfg.DirectoryOriginPassword,
 			UserQuery: cfg.DirectoryUserQuery,
 			AppQuery:  cfg.DirectoryAppQuery,
-			Logger:    logger,
+			SubQuery:  cfg.DirectorySubQuery,
+			// A role without SELECT on meet_user.sub still starts when
+			// OIDC access tokens are off.
+			NoSubjects: cfg.OIDC.IntrospectionURL == "",
+			Logger:     logger,
+			LogBudget:  logs,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("directory origin: %w", err)
 		}
-		dir, o.follow, o.closeFn = pg, pg.Listen, pg.Close
+		dir, subjects, o.follow, o.closeFn = pg, pg, pg.Listen, pg.Close
 		o.describe = "postgres " + pgorigin.RedactURL(cfg.DirectoryOrigin)
 	case "grpc":
 		gc, err := grpcorigin.New(grpcorigin.Options{URL: cfg.DirectoryOrigin, CAFile: cfg.DirectoryOriginCAFile, Logger: logger})
@@ -83,7 +89,7 @@ func newOriginDirectory(ctx context.Context, cfg Config, logger *slog.Logger, me
 	})
 
 	d := &directory{describe: "directory origin " + o.describe, origin: o, logs: logs, log: logger,
-		normalize: userIDNormalizer(cfg)}
+		normalize: userIDNormalizer(cfg), subjects: subjects}
 	rt := userstore.ReadThroughOptions{
 		TTL:         cfg.RedisCacheTTL,
 		NegativeTTL: zeroMeansNoCache(cfg.RedisCacheNegativeTTL),
@@ -98,7 +104,8 @@ func newOriginDirectory(ctx context.Context, cfg Config, logger *slog.Logger, me
 			o.closeFn()
 			return nil, fmt.Errorf("redis: %w", err)
 		}
-		store := redisstore.New(client, redisstore.Options{Prefix: cfg.RedisPrefix, Timeout: cfg.RedisTimeout})
+		store := redisstore.New(client, redisstore.Options{Prefix: cfg.RedisPrefix, Timeout: cfg.RedisTimeout,
+			NormalizeUserID: userIDNormalizer(cfg), Logger: logger, LogBudget: logs})
 		d.client, d.mode, d.pingWithin = client, mode, max(cfg.RedisTimeout, time.Second)
 		d.circuits = userstore.NewCircuits(store, store.Partition, userstore.CircuitOptions{
 			Threshold: circuitThreshold, Cooldown: circuitCooldown, Name: "redis", Logger: logger,
@@ -106,6 +113,7 @@ func newOriginDirectory(ctx context.Context, cfg Config, logger *slog.Logger, me
 		d.describe += ", cached in redis " + string(mode) + " " + cfg.Redis.Describe()
 		rt.Circuits = d.circuits
 		shared = store.OriginCache()
+		d.verdicts = store.IntrospectionCache()
 	}
 	o.chain = userstore.NewOriginChain(o.circuit, shared, userstore.OriginChainOptions{
 		Cache: userstore.CacheOptions{

@@ -208,7 +208,13 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, opts Options) (_ 
 	if keyFiles.addons != nil {
 		cfg.Addons.Secret, cfg.Addons.Keys = nil, keyFiles.addons
 	}
+	introspector, subjects, err := s.newIntrospection(cfg, logger, opts)
+	if err != nil {
+		return nil, err
+	}
 	az, err := authz.New(authz.Options{
+		Introspector:      introspector,
+		Subjects:          subjects,
 		JWT:               jwt,
 		Directory:         telemetry.TraceDirectory(s.dir.Directory, tracer),
 		Policy:            policy,

@@ -18,7 +18,10 @@ import (
 const (
 	maxIDLen    = 256
 	maxEmailLen = 320
-	maxLineLen  = 64 << 10
+	// MaxSubLen is Meet's meet_user.sub, varchar(255): characters, not
+	// bytes.
+	MaxSubLen  = 255
+	maxLineLen = 64 << 10
 )
 
 // LineError is one rejected line of an import file.
@@ -37,7 +40,7 @@ type Entry struct {
 	// empty email); otherwise an empty Email removes the field.
 	EmailSet bool `json:"-" yaml:"-"`
 	// Extra holds the hash's other fields, written as they are. Its names
-	// are never "active" or "email".
+	// are never "active", "email" or "sub".
 	Extra map[string]string `json:"extra,omitempty" yaml:"extra,omitempty"`
 }
 
@@ -104,6 +107,23 @@ func CheckEmail(email string) error {
 	return nil
 }
 
+// CheckSub validates an OIDC subject: non-empty, valid UTF-8 without
+// control characters, at most MaxSubLen characters (Meet's column). Errors
+// never quote the subject: it identifies a person to the identity provider.
+func CheckSub(sub string) error {
+	switch {
+	case sub == "":
+		return errors.New("empty sub")
+	case !utf8.ValidString(sub):
+		return errors.New("sub is not valid UTF-8")
+	case utf8.RuneCountInString(sub) > MaxSubLen:
+		return fmt.Errorf("sub longer than %d characters", MaxSubLen)
+	case strings.IndexFunc(sub, unicode.IsControl) >= 0:
+		return errors.New("sub contains control characters")
+	}
+	return nil
+}
+
 // checkStoredValue validates an imported email or extra field: any valid
 // UTF-8 (JSON carries nothing else; export reports values it cannot carry
 // instead of rewriting them).
@@ -114,10 +134,14 @@ func checkStoredValue(what, v string) error {
 	return nil
 }
 
-// ReadImport reads an import file: JSON lines ({"id": ..., "active": ...,
-// "email": ..., "extra": {...}}, one object per line, as export writes
-// them) when its first non-blank line starts with "{", otherwise CSV with a
-// header naming the columns id, active and optionally email, in any order.
+// ReadImport reads an import file of kind's records: JSON lines ({"id":
+// ..., "active": ..., "email": ..., "sub": ..., "extra": {...}}, one object
+// per line, as export writes them) when its first non-blank line starts
+// with "{", otherwise CSV with a header naming the columns id, active and
+// optionally email and sub, in any order. A sub (users only: an app with
+// one is a rejected line) is checked by CheckSub, and a sub twice in the
+// file is rejected like a duplicate id; an empty or absent sub means none
+// (import removes a stored one).
 // "active" is required: JSON true or false, or in CSV 1, 0, true or false.
 // Unknown fields or columns are refused (a misspelt "actve" must not import
 // everyone as disabled). In JSON an "email" present, even "", is written as
@@ -129,7 +153,7 @@ func checkStoredValue(what, v string) error {
 //
 // Every line is checked and every problem reported; ReadImport only fails
 // for an unreadable input.
-func ReadImport(r io.Reader, normalize func(string) (string, bool)) (*Import, error) {
+func ReadImport(r io.Reader, kind Kind, normalize func(string) (string, bool)) (*Import, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	first, err := peekFirst(br)
 	if err != nil {
@@ -137,6 +161,7 @@ func ReadImport(r io.Reader, normalize func(string) (string, bool)) (*Import, er
 	}
 	imp := &Import{}
 	seen := map[string]int{}
+	seenSub := map[string]int{}
 	add := func(line int, rec Entry, err error) {
 		imp.Read++
 		if err == nil {
@@ -145,12 +170,19 @@ func ReadImport(r io.Reader, normalize func(string) (string, bool)) (*Import, er
 		if err == nil {
 			err = checkStoredValue("email", rec.Email)
 		}
+		if err == nil && rec.Sub != "" {
+			if kind != User {
+				err = fmt.Errorf("%s has a sub: only users have one", kind)
+			} else {
+				err = CheckSub(rec.Sub)
+			}
+		}
 		for name, v := range rec.Extra {
 			if err != nil {
 				break
 			}
 			switch {
-			case name == "active" || name == "email":
+			case name == "active" || name == "email" || name == "sub":
 				err = fmt.Errorf("extra field %q: set it at the top level", name)
 			default:
 				err = checkStoredValue(fmt.Sprintf("extra field %q", name), v)
@@ -159,6 +191,8 @@ func ReadImport(r io.Reader, normalize func(string) (string, bool)) (*Import, er
 		if err == nil {
 			if prev, dup := seen[rec.ID]; dup {
 				err = fmt.Errorf("duplicate id %s (first on line %d)", rec.ID, prev)
+			} else if prev, dup := seenSub[rec.Sub]; dup && rec.Sub != "" {
+				err = fmt.Errorf("duplicate sub (first on line %d)", prev)
 			}
 		}
 		if err != nil {
@@ -166,6 +200,9 @@ func ReadImport(r io.Reader, normalize func(string) (string, bool)) (*Import, er
 			return
 		}
 		seen[rec.ID] = line
+		if rec.Sub != "" {
+			seenSub[rec.Sub] = line
+		}
 		imp.Records = append(imp.Records, rec)
 		imp.Lines = append(imp.Lines, line)
 	}
@@ -204,6 +241,7 @@ type jsonRecord struct {
 	ID     *string           `json:"id"`
 	Active *bool             `json:"active"`
 	Email  *string           `json:"email"`
+	Sub    *string           `json:"sub"`
 	Extra  map[string]string `json:"extra"`
 }
 
@@ -237,6 +275,9 @@ func readJSONL(br *bufio.Reader, add func(int, Entry, error)) error {
 			if jr.Email != nil {
 				// Present, even empty: written as it is, as export read it.
 				rec.Email, rec.EmailSet = *jr.Email, true
+			}
+			if jr.Sub != nil {
+				rec.Sub = *jr.Sub
 			}
 		}
 		add(line, rec, err)
@@ -281,9 +322,9 @@ func readCSV(br *bufio.Reader, add func(int, Entry, error)) error {
 	for i, h := range header {
 		h = strings.ToLower(strings.TrimSpace(strings.TrimPrefix(h, "\ufeff")))
 		switch h {
-		case "id", "active", "email":
+		case "id", "active", "email", "sub":
 		default:
-			return fmt.Errorf("CSV header: unknown column %q (want id, active and optionally email)", h)
+			return fmt.Errorf("CSV header: unknown column %q (want id, active and optionally email and sub)", h)
 		}
 		if _, dup := col[h]; dup {
 			return fmt.Errorf("CSV header: column %q twice", h)
@@ -292,7 +333,7 @@ func readCSV(br *bufio.Reader, add func(int, Entry, error)) error {
 	}
 	for _, need := range []string{"id", "active"} {
 		if _, ok := col[need]; !ok {
-			return fmt.Errorf("CSV header: no %q column (want id, active and optionally email)", need)
+			return fmt.Errorf("CSV header: no %q column (want id, active and optionally email and sub)", need)
 		}
 	}
 	for {
@@ -320,6 +361,10 @@ func readCSV(br *bufio.Reader, add func(int, Entry, error)) error {
 		rec.Active, err = parseActive(fields[col["active"]])
 		if i, ok := col["email"]; ok {
 			rec.Email = strings.TrimSpace(fields[i])
+		}
+		if i, ok := col["sub"]; ok {
+			// Not trimmed at the end: a subject is compared exactly.
+			rec.Sub = fields[i]
 		}
 		add(line, rec, err)
 	}

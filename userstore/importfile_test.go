@@ -18,7 +18,7 @@ func TestReadImportTakesBackWhatExportWrites(t *testing.T) {
 {"id":"f","active":true,"extra":{"active":"1"}}
 {"id":"g\u0001","active":true}
 `
-	imp, err := ReadImport(strings.NewReader(in), nil)
+	imp, err := ReadImport(strings.NewReader(in), User, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

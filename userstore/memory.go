@@ -35,15 +35,26 @@ type Memory struct {
 	mu    sync.RWMutex
 	users map[string]Record
 	apps  map[string]Record
+	// subs indexes the users' subjects: sub -> user id. Every write of
+	// users keeps it in step, under mu.
+	subs map[string]string
 }
+
+var _ Subjects = (*Memory)(nil)
 
 // NewMemory returns a directory holding users and apps with their ids as
 // written. It does not validate: when two records share an id the later one
 // wins. Use NewMemoryFrom to validate and normalise.
 func NewMemory(users, apps []Record) *Memory {
-	m := &Memory{users: make(map[string]Record, len(users)), apps: make(map[string]Record, len(apps))}
+	m := &Memory{users: make(map[string]Record, len(users)), apps: make(map[string]Record, len(apps)), subs: map[string]string{}}
 	for _, r := range users {
+		if old, ok := m.users[r.ID]; ok && old.Sub != "" && m.subs[old.Sub] == r.ID {
+			delete(m.subs, old.Sub)
+		}
 		m.users[r.ID] = r
+		if r.Sub != "" {
+			m.subs[r.Sub] = r.ID
+		}
 	}
 	for _, r := range apps {
 		m.apps[r.ID] = r
@@ -52,13 +63,15 @@ func NewMemory(users, apps []Record) *Memory {
 }
 
 // NewMemoryFrom returns a directory holding users and apps after checking
-// them: an empty id, a duplicate id (after normalisation) or a user id the
-// normaliser rejects is an error naming the record's index.
+// them: an empty id, a duplicate id (after normalisation), a user id the
+// normaliser rejects, an invalid or duplicate sub, or an app with a sub is
+// an error naming the record's index.
 func NewMemoryFrom(users, apps []Record, opts MemoryOptions) (*Memory, error) {
 	m := &Memory{
 		normalize: opts.NormalizeUserID,
 		users:     make(map[string]Record, len(users)),
 		apps:      make(map[string]Record, len(apps)),
+		subs:      map[string]string{},
 	}
 	for i, r := range users {
 		if err := m.add(User, r); err != nil {
@@ -83,7 +96,15 @@ func (m *Memory) add(kind Kind, r Record) error {
 	if _, dup := table[r.ID]; dup {
 		return fmt.Errorf("duplicate %s id %q", kind, r.ID)
 	}
+	if other, dup := m.subs[r.Sub]; dup && r.Sub != "" {
+		// The sub itself is left out: it identifies a person to the
+		// identity provider; the other record's id is enough to find it.
+		return fmt.Errorf("user %q: duplicate sub (user %q has it already)", r.ID, other)
+	}
 	table[r.ID] = r
+	if r.Sub != "" {
+		m.subs[r.Sub] = r.ID
+	}
 	return nil
 }
 
@@ -100,6 +121,14 @@ func (m *Memory) canonical(kind Kind, r Record) (Record, error) {
 			return r, fmt.Errorf("invalid user id %q", r.ID)
 		}
 		r.ID = id
+	}
+	if r.Sub != "" {
+		if kind != User {
+			return r, fmt.Errorf("app %q has a sub: only users have one", r.ID)
+		}
+		if err := CheckSub(r.Sub); err != nil {
+			return r, fmt.Errorf("user %q: %w", r.ID, err)
+		}
 	}
 	return r, nil
 }
@@ -143,15 +172,34 @@ func (m *Memory) Get(kind Kind, id string) (Record, bool) {
 }
 
 // Put adds or replaces a record, normalising a user id like the loader does.
+// A user's sub moves with the record: the old one no longer finds the user.
+// A sub another user has is an error, and nothing is written.
 func (m *Memory) Put(kind Kind, r Record) error {
 	r, err := m.canonical(kind, r)
 	if err != nil {
 		return fmt.Errorf("userstore: put: %w", err)
 	}
 	m.mu.Lock()
+	defer m.mu.Unlock()
+	if kind == User {
+		if other, taken := m.subs[r.Sub]; taken && r.Sub != "" && other != r.ID {
+			return fmt.Errorf("userstore: put: user %q: sub already belongs to user %q", r.ID, other)
+		}
+		m.unindex(r.ID)
+		if r.Sub != "" {
+			m.subs[r.Sub] = r.ID
+		}
+	}
 	m.table(kind)[r.ID] = r
-	m.mu.Unlock()
 	return nil
+}
+
+// unindex removes the sub of the stored user id from the index; the caller
+// holds m.mu for writing.
+func (m *Memory) unindex(id string) {
+	if old, ok := m.users[id]; ok && old.Sub != "" && m.subs[old.Sub] == id {
+		delete(m.subs, old.Sub)
+	}
 }
 
 // Delete removes a record; deleting an absent record is not an error. A user
@@ -165,8 +213,23 @@ func (m *Memory) Delete(kind Kind, id string) {
 	}
 	id = r.ID
 	m.mu.Lock()
+	if kind == User {
+		m.unindex(id)
+	}
 	delete(m.table(kind), id)
 	m.mu.Unlock()
+}
+
+// UserBySub implements Subjects. Like Lookup it never fails: the index is
+// checked when records enter, so no entry can be malformed.
+func (m *Memory) UserBySub(_ context.Context, sub string) (string, bool, error) {
+	if sub == "" {
+		return "", false, nil
+	}
+	m.mu.RLock()
+	id, ok := m.subs[sub]
+	m.mu.RUnlock()
+	return id, ok, nil
 }
 
 // Len returns the number of records of kind.
@@ -185,6 +248,7 @@ type fileRecord struct {
 	ID     string `json:"id" yaml:"id"`
 	Active *bool  `json:"active" yaml:"active"`
 	Email  string `json:"email,omitempty" yaml:"email,omitempty"`
+	Sub    string `json:"sub,omitempty" yaml:"sub,omitempty"`
 }
 
 type fileTables struct {
@@ -205,9 +269,11 @@ type fileTables struct {
 //	apps:
 //	  - {id: meet-web, active: true}
 //
-// Every record needs "id" and "active"; "email" is optional. Unknown fields,
-// missing fields, empty or duplicate ids, and user ids rejected by
-// opts.NormalizeUserID are errors naming the file and the record. At most one
+// Every record needs "id" and "active"; "email" is optional, and so is
+// "sub" (users only: the OIDC subject that finds the user, see Subjects).
+// Unknown fields, missing fields, empty or duplicate ids, user ids rejected
+// by opts.NormalizeUserID, invalid or duplicate subs and apps with a sub are
+// errors naming the file and the record. At most one
 // MemoryOptions may be given.
 func LoadFile(path string, opts ...MemoryOptions) (*Memory, error) {
 	if len(opts) > 1 {
@@ -238,6 +304,7 @@ func LoadFile(path string, opts ...MemoryOptions) (*Memory, error) {
 		normalize: o.NormalizeUserID,
 		users:     make(map[string]Record, len(tables.Users)),
 		apps:      make(map[string]Record, len(tables.Apps)),
+		subs:      map[string]string{},
 	}
 	for _, t := range []struct {
 		name string
@@ -250,7 +317,7 @@ func LoadFile(path string, opts ...MemoryOptions) (*Memory, error) {
 				if fr.Active == nil {
 					return errors.New(`missing field "active"`)
 				}
-				return m.add(t.kind, Record{ID: fr.ID, Active: *fr.Active, Email: fr.Email})
+				return m.add(t.kind, Record{ID: fr.ID, Active: *fr.Active, Email: fr.Email, Sub: fr.Sub})
 			}()
 			if err != nil {
 				where := fmt.Sprintf("%s[%d]", t.name, i)

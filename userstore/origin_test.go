@@ -31,6 +31,7 @@ import (
 const meetSchema = `
 CREATE TABLE meet_user (
 	id uuid PRIMARY KEY,
+	sub varchar(255) UNIQUE,
 	email text NOT NULL DEFAULT '',
 	is_active boolean NOT NULL DEFAULT true
 );
@@ -40,7 +41,7 @@ CREATE TABLE meet_application (
 	is_active boolean NOT NULL DEFAULT true
 );
 CREATE ROLE gatehouse LOGIN PASSWORD 'reader-secret';
-GRANT SELECT (id, is_active) ON meet_user TO gatehouse;
+GRANT SELECT (id, is_active, sub) ON meet_user TO gatehouse;
 GRANT SELECT (client_id, is_active) ON meet_application TO gatehouse;
 `
 

@@ -80,4 +80,18 @@ type Record struct {
 	ID     string `json:"id" yaml:"id"`
 	Active bool   `json:"active" yaml:"active"`
 	Email  string `json:"email,omitempty" yaml:"email,omitempty"`
+	// Sub is the user's OIDC subject (Meet's meet_user.sub), for tokens
+	// checked by introspection; empty for none. Users only: an app with a
+	// sub is refused by every loader and writer.
+	Sub string `json:"sub,omitempty" yaml:"sub,omitempty"`
+}
+
+// Subjects maps an OIDC subject (Meet's meet_user.sub) to the id of the
+// user it belongs to, for tokens checked by introspection (docs/oidc.md).
+//
+// found is false when no user has that subject. As with Directory, a
+// non-nil error means no answer, wraps ErrUnavailable or the context's
+// error, and never contains secrets.
+type Subjects interface {
+	UserBySub(ctx context.Context, sub string) (id string, found bool, err error)
 }

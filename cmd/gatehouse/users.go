@@ -61,14 +61,17 @@ change publishes "%[2]s:<id>" on <prefix>invalidate so that every replica drops
 its cached entry at once.
 
 Commands:
-  put ID [--inactive] [--email E]   write a record (active unless --inactive)
+  put ID [--inactive] [--email E] [--sub S]
+                                    write a record (active unless --inactive);
+                                    --sub (users only): the OIDC subject that
+                                    finds the user (<prefix>sub:<sub>)
   enable ID | disable ID            change an existing record (exit 1 if absent)
   delete ID                         remove a record (exit 1 if absent)
   get ID                            print the record as JSON (exit 1 if absent)
   import FILE [--skip-invalid] [--dry-run]
-                                    JSON lines {"id","active","email","extra"} (as
-                                    export writes them) or CSV with a header
-                                    id,active[,email]; "-" reads stdin
+                                    JSON lines {"id","active","email","sub","extra"}
+                                    (as export writes them) or CSV with a header
+                                    id,active[,email][,sub]; "-" reads stdin
   export [--allow-skipped]          print every record lookups see as JSON lines;
                                     every key left out or not exact is listed on
                                     stderr, and makes the exit 1 unless --allow-skipped
@@ -120,12 +123,15 @@ func runDirectory(ctx context.Context, e env, kind userstore.Kind, args []string
 	fs.SetOutput(e.stdout)
 	b := config.Bind(&cfg, fs, config.GroupRedis, e.lookup)
 	var inactive, skipInvalid, dryRun, allowSkipped bool
-	var email string
+	var email, subject string
 	replicaWait := defaultReplicaWait
 	switch sub {
 	case "put":
 		fs.BoolVar(&inactive, "inactive", false, "write the record disabled")
 		fs.StringVar(&email, "email", "", "optional `email` stored with the record")
+		if kind == userstore.User {
+			fs.StringVar(&subject, "sub", "", "optional OIDC `subject` of the user (Meet's meet_user.sub); without it a stored sub is removed")
+		}
 	case "import":
 		fs.BoolVar(&skipInvalid, "skip-invalid", false, "write the valid records even when some lines are rejected (default: write nothing then)")
 		fs.BoolVar(&dryRun, "dry-run", false, "check the file and report, write nothing")
@@ -178,19 +184,18 @@ func runDirectory(ctx context.Context, e env, kind userstore.Kind, args []string
 		return fail(e, fmt.Errorf("redis: %w", err))
 	}
 	defer client.Close()
-	d := &dirCmd{
-		e: e, kind: kind, noun: noun, cfg: cfg,
-		store: redisstore.New(client, redisstore.Options{Prefix: cfg.RedisPrefix, Timeout: max(cfg.RedisTimeout, minCLITimeout)}),
-		wait:  replicaWait,
-	}
-	d.session = d.store.NewSession(redisstore.SessionOptions{ReplicaWait: replicaWait, ExpectReplicas: mode == redisstore.Sentinel})
-	defer d.session.Close()
+	d := &dirCmd{e: e, kind: kind, noun: noun, cfg: cfg, wait: replicaWait}
 	if kind == userstore.User && cfg.IDFormat() == authz.IDFormatUUID {
 		d.norm = authz.NormalizeUUID
 	}
+	// The store checks subject index entries as serve's does: export
+	// carries a sub only if lookups by it find the user.
+	d.store = redisstore.New(client, redisstore.Options{Prefix: cfg.RedisPrefix, Timeout: max(cfg.RedisTimeout, minCLITimeout), NormalizeUserID: d.norm})
+	d.session = d.store.NewSession(redisstore.SessionOptions{ReplicaWait: replicaWait, ExpectReplicas: mode == redisstore.Sentinel})
+	defer d.session.Close()
 	switch sub {
 	case "put":
-		return d.put(ctx, pos[0], !inactive, email)
+		return d.put(ctx, pos[0], !inactive, email, subject)
 	case "enable", "disable":
 		return d.setActive(ctx, pos[0], sub == "enable")
 	case "delete":
@@ -240,7 +245,7 @@ func (d *dirCmd) id(raw string) (string, error) {
 	return id, nil
 }
 
-func (d *dirCmd) put(ctx context.Context, raw string, active bool, email string) int {
+func (d *dirCmd) put(ctx context.Context, raw string, active bool, email, subject string) int {
 	id, err := d.id(raw)
 	if err != nil {
 		return fail(d.e, err)
@@ -248,12 +253,24 @@ func (d *dirCmd) put(ctx context.Context, raw string, active bool, email string)
 	if err := userstore.CheckEmail(email); err != nil {
 		return fail(d.e, fmt.Errorf("%s put: %w", d.noun, err))
 	}
-	res, err := d.session.PutBatch(ctx, d.kind, []userstore.Entry{{Record: userstore.Record{ID: id, Active: active, Email: email}}})
+	if subject != "" {
+		if err := userstore.CheckSub(subject); err != nil {
+			return fail(d.e, fmt.Errorf("%s put: --sub: %w", d.noun, err))
+		}
+	}
+	res, err := d.session.PutBatch(ctx, d.kind, []userstore.Entry{{Record: userstore.Record{ID: id, Active: active, Email: email, Sub: subject}}})
 	if err != nil {
 		return fail(d.e, err)
 	}
 	if len(res.WrongType) > 0 {
 		return fail(d.e, d.wrongType(ctx, id))
+	}
+	if len(res.SubTaken)+len(res.SubWrongType) > 0 {
+		what := "it belongs to another user (delete or change theirs first)"
+		if len(res.SubWrongType) > 0 {
+			what = fmt.Sprintf("its index key %q holds another type than a string (delete it first)", d.store.SubKey(subject))
+		}
+		return fail(d.e, fmt.Errorf("%s %s: --sub: %s: nothing written", d.kind, id, what))
 	}
 	fmt.Fprintf(d.e.stdout, "%s %s written (%s)\n", d.kind, id, activeWord(active))
 	return d.waitReplicas(ctx, exitOK)
@@ -364,6 +381,7 @@ type exportLine struct {
 	ID     string            `json:"id"`
 	Active bool              `json:"active"`
 	Email  *string           `json:"email,omitempty"`
+	Sub    string            `json:"sub,omitempty"`
 	Extra  map[string]string `json:"extra,omitempty"`
 }
 
@@ -478,6 +496,12 @@ func (d *dirCmd) exportRecord(r redisstore.RawRecord) (line exportLine, notes []
 			notes = append(notes, fmt.Sprintf("field %q left out: not valid UTF-8, which JSON cannot carry", name))
 		case name == "email":
 			line.Email = &v
+		case name == "sub":
+			if note := d.exportSub(r, v); note != "" {
+				notes = append(notes, note)
+			} else {
+				line.Sub = v
+			}
 		default:
 			if line.Extra == nil {
 				line.Extra = map[string]string{}
@@ -487,6 +511,23 @@ func (d *dirCmd) exportRecord(r redisstore.RawRecord) (line exportLine, notes []
 	}
 	slices.Sort(notes)
 	return line, notes, ""
+}
+
+// exportSub says why a record's sub field cannot be exported ("" when it
+// can): the line carries a sub only when lookups by it find the record
+// (UserBySub), since import indexes every sub it writes.
+func (d *dirCmd) exportSub(r redisstore.RawRecord, sub string) string {
+	switch {
+	case d.kind != userstore.User:
+		return `field "sub" left out: apps have no sub, and import refuses it`
+	case sub == "":
+		return `empty "sub" field left out: no lookup asks for it`
+	case userstore.CheckSub(sub) != nil:
+		return `"sub" field left out: lookups never ask for such a sub, and import refuses it`
+	case !r.SubIndexed:
+		return fmt.Sprintf(`"sub" field left out: lookups by it do not find this user (its index key %q is missing or names another id)`, d.store.SubKey(sub))
+	}
+	return ""
 }
 
 // importFile checks the whole file, and the type of every key it would
@@ -509,7 +550,7 @@ func (d *dirCmd) importFile(ctx context.Context, path string, skipInvalid, dryRu
 		defer f.Close()
 		r = f
 	}
-	imp, err := userstore.ReadImport(r, d.norm)
+	imp, err := userstore.ReadImport(r, d.kind, d.norm)
 	if err != nil {
 		return fail(d.e, fmt.Errorf("%s import %s: %w", d.noun, name, err))
 	}
@@ -523,7 +564,15 @@ func (d *dirCmd) importFile(ctx context.Context, path string, skipInvalid, dryRu
 	if err != nil {
 		return fail(d.e, fmt.Errorf("%s import: %w", d.noun, err))
 	}
-	if len(types) > 0 {
+	// Likewise a new sub that another user has, or whose index key holds
+	// another type.
+	conflicts := map[string]string{}
+	if d.kind == userstore.User {
+		if conflicts, err = d.store.SubConflicts(ctx, imp.Records); err != nil {
+			return fail(d.e, fmt.Errorf("%s import: %w", d.noun, err))
+		}
+	}
+	if len(types)+len(conflicts) > 0 {
 		var recs []userstore.Entry
 		var lines []int
 		for i, rec := range imp.Records {
@@ -531,6 +580,10 @@ func (d *dirCmd) importFile(ctx context.Context, path string, skipInvalid, dryRu
 				key, _ := d.store.Key(d.kind, rec.ID)
 				imp.Rejected = append(imp.Rejected, userstore.LineError{Line: imp.Lines[i],
 					Err: fmt.Sprintf("key %q holds a %s, not a hash: not written (delete it first; lookups of it are denied)", key, t)})
+				continue
+			}
+			if why, bad := conflicts[rec.ID]; bad {
+				imp.Rejected = append(imp.Rejected, userstore.LineError{Line: imp.Lines[i], Err: why + ": not written"})
 				continue
 			}
 			recs = append(recs, rec)
@@ -574,6 +627,11 @@ func (d *dirCmd) importFile(ctx context.Context, path string, skipInvalid, dryRu
 				fmt.Fprintf(d.e.stderr, "gatehouse: %s: %s %s: key %q holds another type than a hash: not written\n", name, d.kind, id, key)
 			}
 			rejected += len(res.WrongType)
+		}
+		for _, id := range append(res.SubTaken, res.SubWrongType...) {
+			// Taken since the check: another client is writing.
+			fmt.Fprintf(d.e.stderr, "gatehouse: %s: %s %s: its new sub belongs to another user, or its index key holds another type: not written\n", name, d.kind, id)
+			rejected++
 		}
 		if err != nil {
 			report(written, "")

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"maps"
 	"math/rand/v2"
 	"os"
@@ -13,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse-authz/gatehouse/authz"
 	"github.com/gatehouse-authz/gatehouse/internal/testkit/redistest"
 	"github.com/gatehouse-authz/gatehouse/userstore"
 	"github.com/gatehouse-authz/gatehouse/userstore/redisstore"
@@ -39,6 +42,27 @@ func decide(t *testing.T, rs *redistest.Server, kind userstore.Kind, id string) 
 		t.Fatalf("lookup %s %q: %v", kind, id, err)
 	}
 	return decision(st.String())
+}
+
+// subDecision is what the decision core gets for one OIDC subject: no user,
+// or the user's id and that user's decision. The store checks ids as
+// serve's does (canonical UUIDs unless opaque).
+func subDecision(t *testing.T, rs *redistest.Server, vars map[string]string, sub string) decision {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	opts := redisstore.Options{Timeout: 5 * time.Second, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	if vars["GATEHOUSE_USER_ID_FORMAT"] != "opaque" {
+		opts.NormalizeUserID = authz.NormalizeUUID
+	}
+	id, found, err := redisstore.New(rs.Client(), opts).UserBySub(ctx, sub)
+	switch {
+	case err != nil:
+		return "unavailable"
+	case !found:
+		return "no user"
+	}
+	return decision(id + " " + string(decide(t, rs, userstore.User, id)))
 }
 
 func writeFile(t *testing.T, body string) string {
@@ -181,6 +205,13 @@ func dbsizeKey(t *testing.T, rs *redistest.Server, key string) int64 {
 // decision before.
 func TestRoundTripKeepsEveryDecision(t *testing.T) {
 	src, dst := redistest.Start(t), redistest.Start(t)
+	subsFound := 0
+	defer func() {
+		t.Logf("%d subs found a user before the round trips", subsFound)
+		if subsFound < 10 {
+			t.Errorf("only %d subs found a user before the round trips: the subs are barely tested", subsFound)
+		}
+	}()
 	for round := range 12 {
 		seed := uint64(round)*7919 + 17
 		rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
@@ -201,6 +232,28 @@ func TestRoundTripKeepsEveryDecision(t *testing.T) {
 		// for users by default; any header-safe spelling when opaque.
 		var ids []string
 		var cmds [][]any
+		// Users carry subs: some indexed as writers index them, some not,
+		// and index keys of every kind of wrong.
+		var subs []string
+		if k.kind == userstore.User {
+			for i := range 12 {
+				subs = append(subs, "sub-"+strconv.Itoa(i))
+			}
+			subs = append(subs, "bad\x01sub", strings.Repeat("s", 300), "ünï sub")
+		}
+		withSub := func(key, sp string, cmd []any) []any {
+			if len(subs) == 0 || rng.IntN(2) == 0 {
+				return cmd
+			}
+			sub := subs[rng.IntN(len(subs))]
+			if rng.IntN(8) == 0 {
+				sub = ""
+			}
+			if rng.IntN(3) != 0 {
+				cmds = append(cmds, []any{"SET", "gatehouse:sub:" + sub, sp})
+			}
+			return append(cmd, "sub", sub)
+		}
 		for i := range 40 {
 			id := fmt.Sprintf("%08x-%04x-4%03x-8%03x-%012x", rng.Uint32(), i, rng.IntN(4096), rng.IntN(4096), rng.Uint64()&0xffffffffffff)
 			if k.kind == userstore.App || k.vars != nil {
@@ -219,9 +272,9 @@ func TestRoundTripKeepsEveryDecision(t *testing.T) {
 				key := prefix + sp
 				switch rng.IntN(7) {
 				case 0:
-					cmds = append(cmds, []any{"HSET", key, "active", "1"})
+					cmds = append(cmds, withSub(key, sp, []any{"HSET", key, "active", "1"}))
 				case 1:
-					cmds = append(cmds, []any{"HSET", key, "active", "0", "email", "a b@example.com"})
+					cmds = append(cmds, withSub(key, sp, []any{"HSET", key, "active", "0", "email", "a b@example.com"}))
 				case 2:
 					cmds = append(cmds, []any{"HSET", key, "active", []string{"yes", "true", " 1", ""}[rng.IntN(4)]})
 				case 3:
@@ -231,8 +284,20 @@ func TestRoundTripKeepsEveryDecision(t *testing.T) {
 				case 5:
 					cmds = append(cmds, []any{"SADD", key, "active"})
 				case 6:
-					cmds = append(cmds, []any{"HSET", key, "active", strconv.Itoa(rng.IntN(2)), "extra", "x", "active2", "1"})
+					cmds = append(cmds, withSub(key, sp, []any{"HSET", key, "active", strconv.Itoa(rng.IntN(2)), "extra", "x", "active2", "1"}))
 				}
+			}
+		}
+		// Index entries nobody's record backs, of other types, or empty.
+		for _, sub := range subs {
+			key := "gatehouse:sub:" + sub
+			switch rng.IntN(8) {
+			case 0:
+				cmds = append(cmds, []any{"SET", key, ids[rng.IntN(len(ids))]})
+			case 1:
+				cmds = append(cmds, []any{"SADD", key, "x"})
+			case 2:
+				cmds = append(cmds, []any{"SET", key, ""})
 			}
 		}
 		// Later commands on the same key would fail on a type clash; run
@@ -246,6 +311,13 @@ func TestRoundTripKeepsEveryDecision(t *testing.T) {
 		for _, id := range ids {
 			before[id] = decide(t, src, k.kind, id)
 		}
+		subsBefore := map[string]decision{}
+		for _, sub := range subs {
+			subsBefore[sub] = subDecision(t, src, k.vars, sub)
+			if subsBefore[sub] != "no user" {
+				subsFound++
+			}
+		}
 		exp, imp := roundTrip(t, k.noun, src, dst, k.vars, "--allow-skipped")
 		if exp.code != 0 || imp.code != 0 {
 			t.Fatalf("round %d (seed %d): export %+v\nimport %+v", round, seed, exp, imp)
@@ -253,6 +325,11 @@ func TestRoundTripKeepsEveryDecision(t *testing.T) {
 		for _, id := range ids {
 			if after := decide(t, dst, k.kind, id); after != before[id] {
 				t.Errorf("round %d (seed %d) %s %q: %s before, %s after export|import", round, seed, k.kind, id, before[id], after)
+			}
+		}
+		for _, sub := range subs {
+			if after := subDecision(t, dst, k.vars, sub); after != subsBefore[sub] {
+				t.Errorf("round %d (seed %d) sub %.20q: %s before, %s after export|import", round, seed, sub, subsBefore[sub], after)
 			}
 		}
 	}

@@ -33,6 +33,7 @@ import (
 
 	"github.com/gatehouse-authz/gatehouse/authz"
 	"github.com/gatehouse-authz/gatehouse/authz/extauthz"
+	"github.com/gatehouse-authz/gatehouse/authz/oidc"
 	"github.com/gatehouse-authz/gatehouse/server"
 )
 
@@ -97,6 +98,16 @@ type Config struct {
 	AddonsJWTAlgorithm  string
 	AddonsJWTIssuer     string
 	AddonsJWTAudience   string
+
+	// OIDCClientSecret (or OIDCClientSecretFile) is the introspection
+	// client's secret, OIDCRequiredScopes the required scopes as written
+	// (comma- or space-separated), OIDCEncryptionKeyFile the PEM file of the
+	// key encrypted answers are decrypted with: ServerConfig reads them into
+	// server.Config's OIDC, whose other fields the settings fill directly.
+	OIDCClientSecret      Secret
+	OIDCClientSecretFile  string
+	OIDCRequiredScopes    string
+	OIDCEncryptionKeyFile string
 
 	// RedisURL is redis://[user:pass@]host:port/db (or rediss://, unix://);
 	// empty means no Redis. It may hold a password: print it only through
@@ -608,7 +619,46 @@ func (c Config) ServerConfig() (server.Config, error) {
 		}
 		sc.Redis = &cc
 	}
+	if sc.OIDC, err = c.oidcConfig(); err != nil {
+		return server.Config{}, err
+	}
 	return sc, nil
+}
+
+// oidcConfig returns the OIDC introspection settings with the client
+// secret and the decryption key read from their files. Without an
+// introspection URL, the others must be left alone: set, they would not do
+// what their names say.
+func (c Config) oidcConfig() (oidc.Config, error) {
+	o := c.OIDC
+	if o.IntrospectionURL == "" {
+		if c.OIDCClientSecret != "" || c.OIDCClientSecretFile != "" || c.OIDCEncryptionKeyFile != "" || o.JWKSURL != "" || o.Issuer != "" {
+			return oidc.Config{}, errors.New("GATEHOUSE_OIDC_* settings are set without GATEHOUSE_OIDC_INTROSPECTION_URL")
+		}
+		return oidc.Config{}, nil
+	}
+	secret, err := readSecret("GATEHOUSE_OIDC_CLIENT_SECRET", c.OIDCClientSecret, c.OIDCClientSecretFile)
+	if err != nil {
+		return oidc.Config{}, err
+	}
+	o.ClientSecret = secret
+	// The settings' 0 is "not cached"; oidc.Config reads 0 as "the default".
+	for _, ttl := range []*time.Duration{&o.CacheTTL, &o.NegativeCacheTTL} {
+		if *ttl == 0 {
+			*ttl = -1
+		}
+	}
+	o.RequiredScopes = strings.FieldsFunc(c.OIDCRequiredScopes, func(r rune) bool { return r == ',' || r == ' ' })
+	if c.OIDCEncryptionKeyFile != "" {
+		pem, err := os.ReadFile(c.OIDCEncryptionKeyFile)
+		if err != nil {
+			return oidc.Config{}, fmt.Errorf("GATEHOUSE_OIDC_ENCRYPTION_KEY_FILE: %w", fileError(err))
+		}
+		if o.EncryptionKey, err = oidc.LoadPrivateKey(pem); err != nil {
+			return oidc.Config{}, fmt.Errorf("GATEHOUSE_OIDC_ENCRYPTION_KEY_FILE: %w", err)
+		}
+	}
+	return o, nil
 }
 
 // SettingError gives a *server.ConfigError the names of the variables its

@@ -17,19 +17,23 @@ import (
 
 // Metric names, as documented in docs/observability.md#metrics.
 const (
-	MetricDecisions         = "gatehouse_decisions_total"
-	MetricDecisionDuration  = "gatehouse_decision_duration_seconds"
-	MetricChecksInFlight    = "gatehouse_checks_in_flight"
-	MetricDirectoryLookups  = "gatehouse_directory_lookups_total"
-	MetricRedisDuration     = "gatehouse_redis_duration_seconds"
-	MetricOriginDuration    = "gatehouse_directory_origin_duration_seconds"
-	MetricBuildInfo         = "gatehouse_build_info"
-	MetricTokenKeys         = "gatehouse_token_keys_total"
-	otherReason             = "other"
-	layerRedis              = "redis"
-	layerOrigin             = "origin"
-	outcomeHit, outcomeMiss = "hit", "miss"
-	outcomeError, outcomeOK = "error", "ok"
+	MetricDecisions        = "gatehouse_decisions_total"
+	MetricDecisionDuration = "gatehouse_decision_duration_seconds"
+	MetricChecksInFlight   = "gatehouse_checks_in_flight"
+	MetricDirectoryLookups = "gatehouse_directory_lookups_total"
+	MetricRedisDuration    = "gatehouse_redis_duration_seconds"
+	MetricOriginDuration   = "gatehouse_directory_origin_duration_seconds"
+	MetricBuildInfo        = "gatehouse_build_info"
+	MetricTokenKeys        = "gatehouse_token_keys_total"
+	// OIDC token introspection (docs/oidc.md).
+	MetricIntrospections        = "gatehouse_oidc_introspections_total"
+	MetricIntrospectionDuration = "gatehouse_oidc_introspection_duration_seconds"
+	MetricIntrospectionCache    = "gatehouse_oidc_cache_lookups_total"
+	otherReason                 = "other"
+	layerRedis                  = "redis"
+	layerOrigin                 = "origin"
+	outcomeHit, outcomeMiss     = "hit", "miss"
+	outcomeError, outcomeOK     = "error", "ok"
 	// outcomeInvalid is a record Redis holds but that is malformed
 	// (userstore.ErrInvalidRecord): Redis answered, so it is timed as ok.
 	outcomeInvalid = "invalid"
@@ -59,7 +63,8 @@ type Metrics struct {
 	decisions *prometheus.CounterVec
 	// byReason holds the pre-resolved counter of each known reason, for the
 	// result that reason comes with (public and allowed: allow;
-	// directory_unavailable: unavailable; the others: deny).
+	// directory_unavailable and provider_unavailable: unavailable; the
+	// others: deny).
 	byReason map[authz.Reason]resolvedCounter
 	duration [len(results)]prometheus.Observer
 	inFlight prometheus.Gauge
@@ -75,6 +80,12 @@ type Metrics struct {
 	// key; at most authz.MaxKeys per token kind): during a rotation it says
 	// when the old key stops being used.
 	keys *prometheus.CounterVec
+
+	// OIDC introspection (authz/oidc): introspections by outcome and
+	// their duration, and the verdict caches' lookups.
+	introspections *prometheus.CounterVec
+	introspectDur  prometheus.Observer
+	oidcCache      *prometheus.CounterVec
 }
 
 type resolvedCounter struct {
@@ -113,6 +124,14 @@ func NewMetrics(build BuildInfo) *Metrics {
 			Name: MetricTokenKeys,
 			Help: "Decisions made after a token verified, by the key that verified it (its kid, or #1, #2... by position; never the key).",
 		}, []string{"key"}),
+		introspections: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: MetricIntrospections,
+			Help: "OIDC token introspections sent to the provider, by outcome (active, refused, provider_401, error).",
+		}, []string{"outcome"}),
+		oidcCache: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: MetricIntrospectionCache,
+			Help: "Lookups of the OIDC introspection verdict caches, by layer (memory, shared) and result (hit, miss, error).",
+		}, []string{"layer", "result"}),
 		lookups: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: MetricDirectoryLookups,
 			Help: "Directory lookups by layer (cache, redis, origin) and outcome (hit, miss, stale, invalid, error, write_error).",
@@ -133,6 +152,20 @@ func NewMetrics(build BuildInfo) *Metrics {
 		Help:    "Duration of one lookup of the directory origin (Meet's database or a gRPC directory service), by outcome (ok, error).",
 		Buckets: latencyBuckets,
 	}, []string{"outcome"})
+	introspectDur := prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    MetricIntrospectionDuration,
+		Help:    "Duration of one OIDC token introspection (the provider's round trip, and a JWKS fetch when one was due).",
+		Buckets: latencyBuckets,
+	})
+	m.introspectDur = introspectDur
+	for _, o := range []string{"active", "refused", "provider_401", outcomeError} {
+		m.introspections.WithLabelValues(o)
+	}
+	for _, layer := range []string{"memory", "shared"} {
+		for _, r := range []string{outcomeHit, outcomeMiss, outcomeError} {
+			m.oidcCache.WithLabelValues(layer, r)
+		}
+	}
 	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: MetricBuildInfo,
 		Help: "Always 1; the labels describe the running binary.",
@@ -145,7 +178,7 @@ func NewMetrics(build BuildInfo) *Metrics {
 		switch r {
 		case authz.ReasonPublic, authz.ReasonAllowed:
 			res = authz.Allow
-		case authz.ReasonDirectoryError:
+		case authz.ReasonDirectoryError, authz.ReasonProviderUnavailable:
 			res = authz.Unavailable
 		}
 		m.byReason[r] = resolvedCounter{res, m.decisions.WithLabelValues(res.String(), string(r))}
@@ -164,6 +197,7 @@ func NewMetrics(build BuildInfo) *Metrics {
 
 	reg.MustRegister(
 		m.decisions, duration, m.inFlight, m.lookups, redisDur, originDur, buildInfo, m.keys,
+		m.introspections, introspectDur, m.oidcCache,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -304,4 +338,23 @@ func (o *originDirectory) Lookup(ctx context.Context, kind userstore.Kind, id st
 	dur.Observe(elapsed)
 	o.m.byLookup[lookupKey{layerOrigin, outcome}].Inc()
 	return st, err
+}
+
+// Introspected counts one OIDC token introspection and times it. With
+// CacheLookup it is the authz/oidc Observer. Outcomes are constants of
+// gatehouse's code, never request data.
+func (m *Metrics) Introspected(outcome string, d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.introspections.WithLabelValues(outcome).Inc()
+	m.introspectDur.Observe(d.Seconds())
+}
+
+// CacheLookup counts one lookup of an OIDC verdict cache.
+func (m *Metrics) CacheLookup(layer, result string) {
+	if m == nil {
+		return
+	}
+	m.oidcCache.WithLabelValues(layer, result).Inc()
 }

@@ -10,10 +10,17 @@
 //
 // Both queries are settings; New checks against the database that each takes
 // exactly one parameter and returns exactly one boolean column, and refuses
-// to start otherwise. The least privilege the default queries need is
+// to start otherwise. A third query finds a user by OIDC subject
+// (userstore.Subjects, for tokens checked by introspection):
+//
+//	SELECT id FROM meet_user WHERE sub = $1
+//
+// one parameter, one column of type uuid or text/varchar, returned as its
+// canonical text (a UUID in lower case). The least privilege the default
+// queries need is
 //
 //	CREATE ROLE gatehouse LOGIN PASSWORD '…';
-//	GRANT SELECT (id, is_active) ON meet_user TO gatehouse;
+//	GRANT SELECT (id, is_active, sub) ON meet_user TO gatehouse;
 //	GRANT SELECT (client_id, is_active) ON meet_application TO gatehouse;
 //
 // Answers, failing closed:
@@ -29,6 +36,10 @@
 //   - anything else (no connection, the deadline passed, a missing table):
 //     an error wrapping userstore.ErrUnavailable.
 //
+// A subject lookup answers the same way, except that what is the record's
+// problem (more than one row, a NULL id) finds nobody (found=false, no
+// error), logged within a log budget: that subject alone is refused.
+//
 // Revocation: TriggerSQL returns the trigger that makes PostgreSQL notify
 // gatehouse when a record is deactivated or deleted, and Listen follows those
 // notifications.
@@ -41,6 +52,7 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -49,6 +61,7 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/gatehouse-authz/gatehouse/internal/logbudget"
 	"github.com/gatehouse-authz/gatehouse/userstore"
 )
 
@@ -61,6 +74,9 @@ const (
 	// LegacyAppQuery reads an application of Meet releases before March
 	// 2026, whose flag is named "active".
 	LegacyAppQuery = "SELECT active FROM meet_application WHERE client_id = $1"
+	// DefaultSubQuery finds a user of Meet's schema by OIDC subject
+	// (meet_user.sub: varchar(255), unique, nullable).
+	DefaultSubQuery = "SELECT id FROM meet_user WHERE sub = $1"
 
 	DefaultMaxConns       = 4
 	DefaultTimeout        = time.Second
@@ -76,6 +92,7 @@ const (
 const (
 	userStatement = "gatehouse_user"
 	appStatement  = "gatehouse_app"
+	subStatement  = "gatehouse_sub"
 	// customDataKey holds a connection's *statements in pgconn's CustomData.
 	customDataKey = "gatehouse.pgorigin"
 )
@@ -96,6 +113,14 @@ type Options struct {
 	// column.
 	UserQuery string
 	AppQuery  string
+	// SubQuery finds a user by OIDC subject (default DefaultSubQuery): one
+	// $1 parameter, one column of type uuid, text or varchar, the user id.
+	SubQuery string
+	// NoSubjects leaves the sub query out (not prepared, not checked:
+	// the role then needs no SELECT on the sub column), for deployments
+	// that do not check tokens by introspection. UserBySub then fails
+	// with ErrUnavailable.
+	NoSubjects bool
 	// MaxConns bounds the pool (default DefaultMaxConns). Lookups beyond
 	// it wait for a connection, within their deadline.
 	MaxConns int32
@@ -109,11 +134,15 @@ type Options struct {
 	Listen ListenOptions
 	// Logger receives the origin's logs (default slog.Default()).
 	Logger *slog.Logger
+	// LogBudget caps the warnings about subjects the database answers
+	// ambiguously, which come once per request (default: a budget of
+	// logbudget.DefaultPerSecond lines).
+	LogBudget *logbudget.Budget
 }
 
 // statements are the prepared statements of one connection.
 type statements struct {
-	user, app *pgconn.StatementDescription
+	user, app, sub *pgconn.StatementDescription
 }
 
 // Origin is a userstore.Directory backed by PostgreSQL. It is safe for
@@ -125,12 +154,16 @@ type Origin struct {
 	timeout  time.Duration
 	listen   ListenOptions
 	log      *slog.Logger
+	logs     *logbudget.Budget
 	redacted string // the URL without its password, for logs
 }
 
-var _ userstore.Directory = (*Origin)(nil)
+var (
+	_ userstore.Directory = (*Origin)(nil)
+	_ userstore.Subjects  = (*Origin)(nil)
+)
 
-// New connects to the database, checks the two queries against it and
+// New connects to the database, checks the three queries against it and
 // returns an Origin with a bounded pool. It fails when the URL is invalid,
 // the database cannot be reached within ctx, or a query has the wrong shape.
 // Its errors never contain the password.
@@ -167,11 +200,15 @@ func New(ctx context.Context, opts Options) (*Origin, error) {
 
 	userQuery := orDefault(opts.UserQuery, DefaultUserQuery)
 	appQuery := orDefault(opts.AppQuery, DefaultAppQuery)
-	// Every new connection prepares both statements and checks their shape
+	subQuery := orDefault(opts.SubQuery, DefaultSubQuery)
+	if opts.NoSubjects {
+		subQuery = ""
+	}
+	// Every new connection prepares the statements and checks their shape
 	// again: a schema changed under a running gatehouse makes connections
 	// fail (lookups unavailable) instead of answering from another column.
 	cfg.AfterConnect = func(ctx context.Context, c *pgx.Conn) error {
-		st, err := prepare(ctx, c.PgConn(), userQuery, appQuery)
+		st, err := prepare(ctx, c.PgConn(), userQuery, appQuery, subQuery)
 		if err != nil {
 			return err
 		}
@@ -194,10 +231,14 @@ func New(ctx context.Context, opts Options) (*Origin, error) {
 		timeout:  orDefault(opts.Timeout, DefaultTimeout),
 		listen:   opts.Listen.withDefaults(),
 		log:      opts.Logger,
+		logs:     opts.LogBudget,
 		redacted: redacted,
 	}
 	if o.log == nil {
 		o.log = slog.Default()
+	}
+	if o.logs == nil {
+		o.logs = logbudget.New(0)
 	}
 	// Connect now: the queries are checked against the database at start,
 	// and a wrong URL or password is a start-up error, not a stream of
@@ -220,7 +261,7 @@ func New(ctx context.Context, opts Options) (*Origin, error) {
 	return o, nil
 }
 
-// tryStatements runs both lookup statements once, with a NULL id (which
+// tryStatements runs the lookup statements once, with a NULL id (which
 // matches nothing), in a read-only transaction: PostgreSQL checks column
 // privileges only when a statement runs, not when it is prepared, and a
 // statement that writes has no business being a lookup.
@@ -234,10 +275,14 @@ func tryStatements(ctx context.Context, c *pgconn.PgConn) error {
 	}
 	defer func() { _ = c.Exec(ctx, "ROLLBACK").Close() }()
 	for _, q := range []struct {
-		which string
-		sd    *pgconn.StatementDescription
-	}{{"user", st.user}, {"app", st.app}} {
-		if _, err := c.ExecStatement(ctx, q.sd, [][]byte{nil}, nil, binaryResult).Close(); err != nil {
+		which  string
+		sd     *pgconn.StatementDescription
+		result []int16
+	}{{"user", st.user, binaryResult}, {"app", st.app, binaryResult}, {"sub", st.sub, textResult}} {
+		if q.sd == nil {
+			continue // NoSubjects
+		}
+		if _, err := c.ExecStatement(ctx, q.sd, [][]byte{nil}, nil, q.result).Close(); err != nil {
 			var pgErr *pgconn.PgError
 			if errors.As(err, &pgErr) {
 				return &QueryError{Which: q.which, msg: "refused by the database in a read-only trial run", err: err}
@@ -278,7 +323,7 @@ func orDefault[T comparable](v, def T) T {
 // QueryError reports a lookup query of the wrong shape, or one the database
 // refuses (a missing table or column, a syntax error, no privilege).
 type QueryError struct {
-	Which string // "user" or "app"
+	Which string // "user", "app" or "sub"
 	msg   string
 	err   error
 }
@@ -292,20 +337,39 @@ func (e *QueryError) Error() string {
 
 func (e *QueryError) Unwrap() error { return e.err }
 
-// prepare prepares both lookup statements on c and checks their shape.
-func prepare(ctx context.Context, c *pgconn.PgConn, userQuery, appQuery string) (*statements, error) {
-	user, err := prepareOne(ctx, c, "user", userStatement, userQuery)
+// prepare prepares the lookup statements on c and checks their shape.
+func prepare(ctx context.Context, c *pgconn.PgConn, userQuery, appQuery, subQuery string) (*statements, error) {
+	user, err := prepareOne(ctx, c, "user", userStatement, userQuery, boolColumn)
 	if err != nil {
 		return nil, err
 	}
-	app, err := prepareOne(ctx, c, "app", appStatement, appQuery)
+	app, err := prepareOne(ctx, c, "app", appStatement, appQuery, boolColumn)
 	if err != nil {
 		return nil, err
 	}
-	return &statements{user: user, app: app}, nil
+	st := &statements{user: user, app: app}
+	if subQuery != "" {
+		if st.sub, err = prepareOne(ctx, c, "sub", subStatement, subQuery, idColumn); err != nil {
+			return nil, err
+		}
+	}
+	return st, nil
 }
 
-func prepareOne(ctx context.Context, c *pgconn.PgConn, which, name, query string) (*pgconn.StatementDescription, error) {
+// columnKind is what a lookup query must return: its one column's types.
+type columnKind struct {
+	want  string
+	types []uint32
+}
+
+var (
+	boolColumn = columnKind{"boolean", []uint32{pgtype.BoolOID}}
+	// The sub query returns an id: Meet's is a uuid; a custom schema's may
+	// be text.
+	idColumn = columnKind{"uuid, text or varchar", []uint32{pgtype.UUIDOID, pgtype.TextOID, pgtype.VarcharOID}}
+)
+
+func prepareOne(ctx context.Context, c *pgconn.PgConn, which, name, query string, col columnKind) (*pgconn.StatementDescription, error) {
 	sd, err := c.Prepare(ctx, name, query, nil)
 	if err != nil {
 		var pgErr *pgconn.PgError
@@ -319,10 +383,10 @@ func prepareOne(ctx context.Context, c *pgconn.PgConn, which, name, query string
 		return nil, &QueryError{Which: which, msg: fmt.Sprintf("takes %d parameters, want exactly one ($1, the id)", n)}
 	}
 	if n := len(sd.Fields); n != 1 {
-		return nil, &QueryError{Which: which, msg: fmt.Sprintf("returns %d columns, want exactly one boolean column", n)}
+		return nil, &QueryError{Which: which, msg: fmt.Sprintf("returns %d columns, want exactly one %s column", n, col.want)}
 	}
-	if oid := sd.Fields[0].DataTypeOID; oid != pgtype.BoolOID {
-		return nil, &QueryError{Which: which, msg: fmt.Sprintf("column %q is of type %s, want boolean", sd.Fields[0].Name, typeName(oid))}
+	if oid := sd.Fields[0].DataTypeOID; !slices.Contains(col.types, oid) {
+		return nil, &QueryError{Which: which, msg: fmt.Sprintf("column %q is of type %s, want %s", sd.Fields[0].Name, typeName(oid), col.want)}
 	}
 	return sd, nil
 }
@@ -336,6 +400,10 @@ func typeName(oid uint32) string {
 
 // binaryResult asks for the boolean column in binary: one byte, 0 or 1.
 var binaryResult = []int16{pgtype.BinaryFormatCode}
+
+// textResult asks for the id column as text: PostgreSQL's canonical
+// spelling (a UUID in lower case), as Meet's API writes ids.
+var textResult = []int16{pgtype.TextFormatCode}
 
 // Lookup implements userstore.Directory.
 func (o *Origin) Lookup(ctx context.Context, kind userstore.Kind, id string) (userstore.Status, error) {
@@ -392,6 +460,68 @@ func (o *Origin) Lookup(ctx context.Context, kind userstore.Kind, id string) (us
 		return userstore.Active, nil
 	default:
 		return userstore.Inactive, nil
+	}
+}
+
+// UserBySub implements userstore.Subjects with the sub query: the one row's
+// id, as PostgreSQL spells it. No row, a sub CheckSub refuses, or one the
+// database cannot compare (SQLSTATE class 22) finds nobody; more than one
+// row or a NULL id finds nobody too, logged within the budget, as that
+// subject's problem. Errors (no connection, the deadline) wrap
+// userstore.ErrUnavailable and never quote the sub.
+func (o *Origin) UserBySub(ctx context.Context, sub string) (string, bool, error) {
+	if userstore.CheckSub(sub) != nil {
+		return "", false, nil // Meet's column cannot hold it
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.timeout)
+	defer cancel()
+	c, err := o.pool.Acquire(ctx)
+	if err != nil {
+		return "", false, o.unavailable(ctx, userstore.User, "acquire a connection for a subject lookup", err)
+	}
+	defer c.Release()
+	pc := c.Conn().PgConn()
+	st, _ := pc.CustomData()[customDataKey].(*statements)
+	switch {
+	case st == nil:
+		return "", false, fmt.Errorf("pgorigin: subject lookup: connection without prepared statements: %w", userstore.ErrUnavailable)
+	case st.sub == nil:
+		return "", false, fmt.Errorf("pgorigin: subject lookup: %w: the origin was opened without the sub query (NoSubjects)", userstore.ErrUnavailable)
+	}
+	rr := pc.ExecStatement(ctx, st.sub, [][]byte{[]byte(sub)}, nil, textResult)
+	rows, id, null := 0, "", false
+	for rr.NextRow() {
+		rows++
+		v := rr.Values()[0]
+		null = v == nil
+		id = string(v)
+	}
+	if _, err := rr.Close(); err != nil {
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && strings.HasPrefix(pgErr.Code, "22") {
+			return "", false, nil
+		}
+		return "", false, o.unavailable(ctx, userstore.User, "subject lookup", err)
+	}
+	switch {
+	case rows == 0:
+		return "", false, nil
+	case rows > 1:
+		o.badSubject(ctx, fmt.Sprintf("the sub query returned %d rows", rows))
+		return "", false, nil
+	case null || id == "":
+		o.badSubject(ctx, "the sub query returned a NULL or empty id")
+		return "", false, nil
+	}
+	return id, true, nil
+}
+
+// badSubject logs a subject the database answers ambiguously, without the
+// sub (it comes from a token's introspection answer).
+func (o *Origin) badSubject(ctx context.Context, what string) {
+	if o.logs.Enabled(ctx, o.log, slog.LevelWarn) {
+		o.log.LogAttrs(ctx, slog.LevelWarn, "ambiguous subject in the directory origin; that subject finds no user",
+			slog.String("problem", what))
 	}
 }
 

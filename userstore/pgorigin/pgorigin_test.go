@@ -24,6 +24,7 @@ import (
 const meetSchema = `
 CREATE TABLE meet_user (
 	id uuid PRIMARY KEY,
+	sub varchar(255) UNIQUE,
 	email text NOT NULL DEFAULT '',
 	is_active boolean NOT NULL DEFAULT true
 );
@@ -44,12 +45,16 @@ CREATE TABLE old.meet_application (
 CREATE TABLE dup (k text, v boolean);
 
 CREATE ROLE gatehouse LOGIN PASSWORD 'reader-secret/@:';
-GRANT SELECT (id, is_active) ON meet_user TO gatehouse;
+GRANT SELECT (id, is_active, sub) ON meet_user TO gatehouse;
 GRANT SELECT (client_id, is_active) ON meet_application TO gatehouse;
 GRANT SELECT ON dup TO gatehouse;
+-- A role granted what gatehouse read before subjects: no sub column.
+CREATE ROLE gatehouse_nosub LOGIN PASSWORD 'reader-secret/@:';
+GRANT SELECT (id, is_active) ON meet_user TO gatehouse_nosub;
+GRANT SELECT (client_id, is_active) ON meet_application TO gatehouse_nosub;
 CREATE ROLE gatehouse_old LOGIN PASSWORD 'reader-secret/@:' IN ROLE gatehouse;
 GRANT USAGE ON SCHEMA old TO gatehouse_old;
-GRANT SELECT (id, is_active) ON old.meet_user TO gatehouse_old;
+GRANT SELECT (id, is_active, sub) ON old.meet_user TO gatehouse_old;
 GRANT SELECT (client_id, active) ON old.meet_application TO gatehouse_old;
 ALTER ROLE gatehouse_old SET search_path = old;
 `
@@ -62,9 +67,9 @@ const (
 )
 
 const meetData = `
-INSERT INTO meet_user (id, email, is_active) VALUES
-	('` + activeUser + `', 'a@example.org', true),
-	('` + inactiveUser + `', 'b@example.org', false);
+INSERT INTO meet_user (id, sub, email, is_active) VALUES
+	('` + activeUser + `', 'alice@idp', 'a@example.org', true),
+	('` + inactiveUser + `', NULL, 'b@example.org', false);
 INSERT INTO meet_application (client_id, is_active) VALUES
 	('app-active', true), ('app-inactive', false), ('app-null', NULL);
 INSERT INTO old.meet_application (client_id, active) VALUES
@@ -131,6 +136,7 @@ func lookup(t *testing.T, d userstore.Directory, kind userstore.Kind, id string)
 func TestPostgres(t *testing.T) {
 	f := startMeet(t)
 	t.Run("Lookups", func(t *testing.T) { testLookups(t, f) })
+	t.Run("Subjects", func(t *testing.T) { testSubjects(t, f) })
 	t.Run("LegacyActiveColumn", func(t *testing.T) { testLegacy(t, f) })
 	t.Run("QueryShapeRefused", func(t *testing.T) { testShapes(t, f) })
 	t.Run("Secrets", func(t *testing.T) { testSecrets(t, f) })
@@ -590,5 +596,85 @@ func TestTriggerSQL(t *testing.T) {
 		if _, err := TriggerSQL(TriggerOptions{AppActiveColumn: bad}); err == nil {
 			t.Errorf("TriggerSQL accepted column %q", bad)
 		}
+	}
+}
+
+func userBySub(t *testing.T, s userstore.Subjects, sub string) (string, bool, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return s.UserBySub(ctx, sub)
+}
+
+func testSubjects(t *testing.T, f *fixture) {
+	var logs testkit.LogBuffer
+	o := f.open(t, Options{Logger: testkit.NewLogger(&logs)})
+	for _, c := range []struct {
+		sub, want string
+	}{
+		{"alice@idp", activeUser}, // the uuid as PostgreSQL spells it
+		{"ALICE@IDP", ""},         // subjects compare exactly
+		{"nobody", ""},
+		{"", ""},
+		{strings.Repeat("a", 256), ""}, // longer than Meet's column
+		{"bad\xff", ""},
+		{"nul\x00", ""},
+		{"' OR true --", ""},
+	} {
+		id, found, err := userBySub(t, o, c.sub)
+		if err != nil || id != c.want || found != (c.want != "") {
+			t.Errorf("UserBySub(%.40q) = %q, %v, %v; want %q", c.sub, id, found, err, c.want)
+		}
+	}
+	// An id of type text works as well; two rows find nobody, logged
+	// without the sub, and nothing else changes.
+	text := f.open(t, Options{SubQuery: "SELECT upper(id::text) FROM meet_user WHERE sub = $1", Logger: testkit.NewLogger(&logs)})
+	if id, found, err := userBySub(t, text, "alice@idp"); err != nil || !found || id != strings.ToUpper(activeUser) {
+		t.Errorf("text column: %q, %v, %v", id, found, err)
+	}
+	dup := f.open(t, Options{SubQuery: "SELECT k FROM dup WHERE k = $1", Logger: testkit.NewLogger(&logs)})
+	if id, found, err := userBySub(t, dup, "twice"); err != nil || found || id != "" {
+		t.Errorf("two rows: %q, %v, %v; want nobody, no error", id, found, err)
+	}
+	if out := logs.String(); !strings.Contains(out, "returned 2 rows") || strings.Contains(out, "twice") {
+		t.Errorf("logs:\n%s", out)
+	}
+	if id, found, err := userBySub(t, o, "alice@idp"); err != nil || !found || id != activeUser {
+		t.Errorf("after the ambiguous subject: %q, %v, %v", id, found, err)
+	}
+	// The sub query's shape and privileges are checked at New.
+	for name, c := range map[string]struct {
+		role string
+		opts Options
+		want string
+	}{
+		"boolean column": {"gatehouse", Options{SubQuery: "SELECT is_active FROM meet_user WHERE sub = $1"}, "want uuid, text or varchar"},
+		"two columns":    {"gatehouse", Options{SubQuery: "SELECT id, sub FROM meet_user WHERE sub = $1"}, "returns 2 columns"},
+		"no parameter":   {"gatehouse", Options{SubQuery: "SELECT id FROM meet_user LIMIT 1"}, "takes 0 parameters"},
+		"no privilege":   {"gatehouse_nosub", Options{}, "sub query"},
+	} {
+		_, err := f.tryOpen(t, c.role, c.opts)
+		var qe *QueryError
+		if !errors.As(err, &qe) || qe.Which != "sub" || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: New error = %v, want a QueryError of the sub query saying %q", name, err, c.want)
+		}
+	}
+	// Without subjects, a role granted only the old columns starts, and
+	// subject lookups fail closed.
+	nosub, err := f.tryOpen(t, "gatehouse_nosub", Options{NoSubjects: true})
+	if err != nil {
+		t.Fatalf("NoSubjects: %v", err)
+	}
+	if got, err := lookup(t, nosub, userstore.User, activeUser); err != nil || got != userstore.Active {
+		t.Errorf("NoSubjects: Lookup = %v, %v", got, err)
+	}
+	if _, found, err := userBySub(t, nosub, "alice@idp"); found || !errors.Is(err, userstore.ErrUnavailable) {
+		t.Errorf("NoSubjects: UserBySub = %v, %v; want ErrUnavailable", found, err)
+	}
+	// A slow database: the deadline, ErrUnavailable, and no sub in the error.
+	slow := f.open(t, Options{SubQuery: "SELECT id FROM meet_user, pg_sleep(60) WHERE sub = $1", Timeout: 300 * time.Millisecond})
+	_, found, err := slow.UserBySub(context.Background(), "alice@idp")
+	if found || !errors.Is(err, userstore.ErrUnavailable) || !errors.Is(err, context.DeadlineExceeded) || strings.Contains(err.Error(), "alice") {
+		t.Errorf("slow sub query: %v, %v", found, err)
 	}
 }

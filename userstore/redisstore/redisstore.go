@@ -5,10 +5,16 @@
 //
 // The schema is stable and meant to be written by any Redis client:
 //
-//	<prefix>user:<id>         hash: active = "1" | "0", email = <optional>
+//	<prefix>user:<id>         hash: active = "1" | "0", email = <optional>,
+//	                          sub = <optional OIDC subject>
 //	<prefix>app:<client_id>   hash: active = "1" | "0", email = <optional>
+//	<prefix>sub:<sub>         string: the id of the user whose sub it is
 //	<prefix>invalidate        pub/sub channel; a writer publishes "user:<id>"
-//	                          or "app:<client_id>" after changing a record
+//	                          or "app:<client_id>" after changing a record,
+//	                          and "sub:<sub>" for a sub added or removed
+//	<prefix>introspection:<sha256 hex>
+//	                          string with a TTL: a cached introspection
+//	                          verdict (IntrospectionCache)
 //
 // The default prefix is "gatehouse:", so a user is for example
 //
@@ -18,6 +24,11 @@
 // Ids are used exactly as given: writers must store user ids in the form the
 // decision core looks them up (canonical lower-case UUIDs when it is
 // configured for UUIDs).
+//
+// A subject is found (UserBySub) only when the index and the user's hash
+// agree: the index key names a user whose hash has that sub. A stale or
+// dangling index entry, which a write interrupted half-way on a Cluster can
+// leave, finds nobody; see Session.PutBatch.
 //
 // When a directory origin is the record (Meet's database, a gRPC directory
 // service), Redis is its shared cache: OriginCache writes the origin's
@@ -66,12 +77,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/gatehouse-authz/gatehouse/internal/logbudget"
 	"github.com/gatehouse-authz/gatehouse/userstore"
 )
 
@@ -89,6 +103,16 @@ type Options struct {
 	// Timeout bounds every Redis operation, on top of the caller's context
 	// (default DefaultTimeout).
 	Timeout time.Duration
+	// NormalizeUserID, when set, is the decision core's normaliser of user
+	// ids (canonical UUIDs): UserBySub finds nobody when the index names
+	// an id lookups never ask for, since the decision core would look up
+	// another record than the one that carries the sub.
+	NormalizeUserID func(string) (string, bool)
+	// Logger receives the warnings about malformed subject index entries
+	// (default slog.Default()), within LogBudget (default: a budget of
+	// logbudget.DefaultPerSecond lines).
+	Logger    *slog.Logger
+	LogBudget *logbudget.Budget
 }
 
 // Store reads and writes directory records in Redis. It is safe for
@@ -98,7 +122,14 @@ type Store struct {
 	timeout time.Duration
 	// Precomputed so that building a key is a single concatenation.
 	userPrefix, appPrefix string
+	subPrefix             string
+	introPrefix           string
 	channel               string
+	normalize             func(string) (string, bool)
+	log                   *slog.Logger
+	logs                  *logbudget.Budget
+	// badSubs counts malformed subject index entries met by UserBySub.
+	badSubs atomic.Uint64
 	// topo reloads a Cluster's slot map after connection errors (nil for
 	// other deployments); see cluster.go.
 	topo *topology
@@ -115,14 +146,26 @@ func New(client redis.UniversalClient, opts Options) *Store {
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
-	return &Store{
-		client:     client,
-		timeout:    timeout,
-		userPrefix: prefix + userstore.User.String() + ":",
-		appPrefix:  prefix + userstore.App.String() + ":",
-		channel:    prefix + "invalidate",
-		topo:       newTopology(client),
+	s := &Store{
+		client:      client,
+		timeout:     timeout,
+		userPrefix:  prefix + userstore.User.String() + ":",
+		appPrefix:   prefix + userstore.App.String() + ":",
+		subPrefix:   prefix + "sub:",
+		introPrefix: prefix + "introspection:",
+		channel:     prefix + "invalidate",
+		topo:        newTopology(client),
+		normalize:   opts.NormalizeUserID,
+		log:         opts.Logger,
+		logs:        opts.LogBudget,
 	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if s.logs == nil {
+		s.logs = logbudget.New(0)
+	}
+	return s
 }
 
 // Key returns the Redis key of a record.
@@ -220,7 +263,11 @@ func (s *Store) Get(ctx context.Context, kind userstore.Kind, id string) (userst
 	if len(m) == 0 {
 		return userstore.Record{}, false, nil
 	}
-	return userstore.Record{ID: id, Active: m["active"] == "1", Email: m["email"]}, true, nil
+	r := userstore.Record{ID: id, Active: m["active"] == "1", Email: m["email"]}
+	if kind == userstore.User {
+		r.Sub = m["sub"]
+	}
+	return r, true, nil
 }
 
 // Writes (Put, PutBatch, SetActive, Delete, Remove, Session) are in

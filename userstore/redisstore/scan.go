@@ -38,6 +38,10 @@ type RawRecord struct {
 	Type string
 	// Fields are the hash's fields (nil for another type).
 	Fields map[string]string
+	// SubIndexed is true for a user whose "sub" field's index entry names
+	// it: the user UserBySub finds by that sub (provided the sub and the
+	// id pass their checks).
+	SubIndexed bool
 }
 
 // Scan calls fn with every record of kind that has an "active" field, in
@@ -49,7 +53,11 @@ func (s *Store) Scan(ctx context.Context, kind userstore.Kind, fn func(userstore
 		if r.Type != "hash" || !ok {
 			return nil
 		}
-		return fn(userstore.Record{ID: r.ID, Active: active == "1", Email: r.Fields["email"]})
+		rec := userstore.Record{ID: r.ID, Active: active == "1", Email: r.Fields["email"]}
+		if kind == userstore.User {
+			rec.Sub = r.Fields["sub"]
+		}
+		return fn(rec)
 	})
 }
 
@@ -135,6 +143,19 @@ func (s *Store) emit(ctx context.Context, c redis.Cmdable, kind userstore.Kind, 
 		}
 		for j, i := range others {
 			recs[i].Type = types[j].Val()
+		}
+	}
+	if kind == userstore.User {
+		ids, subs := make([]string, len(recs)), make([]string, len(recs))
+		for i, r := range recs {
+			ids[i], subs[i] = r.ID, r.Fields["sub"]
+		}
+		indexed, err := s.subIndexedBy(rctx, ids, subs)
+		if err != nil {
+			return unavailable(rctx, "scan", kind, err)
+		}
+		for i := range recs {
+			recs[i].SubIndexed = indexed[i]
 		}
 	}
 	mu.Lock()

@@ -75,8 +75,17 @@ func (s *Store) PutBatch(ctx context.Context, kind userstore.Kind, recs []userst
 	if len(res.WrongType) > 0 {
 		return &WrongTypeError{Kind: kind, IDs: res.WrongType}
 	}
+	if refused := append(res.SubTaken, res.SubWrongType...); len(refused) > 0 {
+		return fmt.Errorf("redisstore: put %s: %d record(s) not written: %s: %w",
+			kind, len(refused), strings.Join(quoteAll(refused), ", "), ErrSubConflict)
+	}
 	return nil
 }
+
+// ErrSubConflict reports users not written because the new sub they were
+// given cannot be indexed: another user has it, or its index key holds
+// another type than a string.
+var ErrSubConflict = errors.New("the new sub belongs to another user, or its index key holds another type")
 
 // SetActive sets the active field of an existing record and publishes its
 // invalidation. It reports false, and writes nothing, when the record does
@@ -226,43 +235,119 @@ type BatchResult struct {
 	// WrongType lists the ids not written because their key holds another
 	// type than a hash.
 	WrongType []string
+	// SubTaken lists the users not written because the new sub they were
+	// given belongs to another user (whose hash carries it and whose
+	// index entry names them).
+	SubTaken []string
+	// SubWrongType lists the users not written because the index key of
+	// the new sub they were given holds another type than a string.
+	SubWrongType []string
 }
 
 // putScript writes records whose keys are hashes or absent, and leaves
 // alone those whose key holds another type, checking every key before
 // writing any. Redis runs a script atomically, so nothing can slip between
-// the check and the writes, and no reader sees part of the batch. It
-// returns one integer per key: 1 written, 0 wrong type.
+// the check and the writes, and no reader sees part of the batch.
 //
-// ARGV holds, per key: active, "1" to set the email or "0" to remove it,
-// the email, the number n of extra fields, then n name/value pairs.
+// For users it also keeps the subject index: the hash's sub field is set
+// or removed, the index entry of the old sub is deleted when it names this
+// user, and the new sub's entry is set to the user's id, all in the same
+// atomic step. A sub whose index entry names another user whose hash
+// carries it (and who does not give it up in this batch) is taken: the
+// record is not written (2). An index key of another type than a string is
+// not overwritten either (3). Neither refuses a record whose sub does not
+// change: its other fields are written, its index entry left alone. The index keys are named in ARGV, not KEYS:
+// Redis allows that outside Cluster, where this script runs; on a Cluster
+// see Session.putCluster.
+//
+// ARGV: the sub index prefix, the user key prefix, "1" for users; then per
+// record: id, active, "1" to set the email or "0" to remove it, the email,
+// "1" to set the sub or "0" to remove it, the sub, the number n of extra
+// fields, then n name/value pairs. It returns, per key, {code, old sub}:
+// code 1 written, 0 wrong type, 2 sub taken, 3 index key of another type.
 var putScript = redis.NewScript(`
-local bad = {}
+local sp, up, users = ARGV[1], ARGV[2], ARGV[3] == '1'
+local bad, at, newsub = {}, {}, {}
+local a = 4
 for i = 1, #KEYS do
   local t = redis.call('TYPE', KEYS[i])['ok']
   bad[i] = (t ~= 'hash' and t ~= 'none')
+  at[i] = a
+  if users and not bad[i] then
+    newsub[ARGV[a]] = (ARGV[a + 4] == '1') and ARGV[a + 5] or ''
+  end
+  a = a + 7 + 2 * tonumber(ARGV[a + 6])
 end
 local out = {}
-local a = 1
 for i = 1, #KEYS do
-  local n = tonumber(ARGV[a + 3])
+  a = at[i]
+  local id, code, old = ARGV[a], 1, ''
+  local new = (ARGV[a + 4] == '1') and ARGV[a + 5] or ''
+  local blocked = 0
   if bad[i] then
-    out[i] = 0
-  else
-    redis.call('HSET', KEYS[i], 'active', ARGV[a])
-    if ARGV[a + 1] == '1' then
-      redis.call('HSET', KEYS[i], 'email', ARGV[a + 2])
+    code = 0
+  elseif users then
+    old = redis.call('HGET', KEYS[i], 'sub') or ''
+    if new ~= '' then
+      local ik = sp .. new
+      local it = redis.call('TYPE', ik)['ok']
+      if it ~= 'string' and it ~= 'none' then
+        blocked = 3
+      elseif it == 'string' then
+        local holder = redis.call('GET', ik)
+        if holder ~= id and holder ~= '' and redis.call('TYPE', up .. holder)['ok'] == 'hash'
+            and redis.call('HGET', up .. holder, 'sub') == new
+            and (newsub[holder] == nil or newsub[holder] == new) then
+          blocked = 2
+        end
+      end
+    end
+    -- A new sub that cannot be indexed refuses the record; a sub the
+    -- user already has never blocks a write (disabling must always work):
+    -- its index entry is then left as it is.
+    if blocked ~= 0 and new ~= old then
+      code = blocked
+    end
+  end
+  if code == 1 then
+    redis.call('HSET', KEYS[i], 'active', ARGV[a + 1])
+    if ARGV[a + 2] == '1' then
+      redis.call('HSET', KEYS[i], 'email', ARGV[a + 3])
     else
       redis.call('HDEL', KEYS[i], 'email')
     end
+    local n = tonumber(ARGV[a + 6])
     for j = 0, n - 1 do
-      redis.call('HSET', KEYS[i], ARGV[a + 4 + 2 * j], ARGV[a + 5 + 2 * j])
+      redis.call('HSET', KEYS[i], ARGV[a + 7 + 2 * j], ARGV[a + 8 + 2 * j])
     end
-    out[i] = 1
+    if users then
+      if new ~= '' then
+        redis.call('HSET', KEYS[i], 'sub', new)
+      else
+        redis.call('HDEL', KEYS[i], 'sub')
+      end
+      if old ~= '' and old ~= new then
+        local ok = sp .. old
+        if redis.call('TYPE', ok)['ok'] == 'string' and redis.call('GET', ok) == id then
+          redis.call('DEL', ok)
+        end
+      end
+      if new ~= '' and blocked == 0 then
+        redis.call('SET', sp .. new, id)
+      end
+    end
   end
-  a = a + 4 + 2 * n
+  out[i] = {code, old}
 end
 return out`)
+
+// Codes of the write scripts, per record.
+const (
+	putWrongType    = 0
+	putWritten      = 1
+	putSubTaken     = 2
+	putSubWrongType = 3
+)
 
 func activeValue(active bool) string {
 	if active {
@@ -271,24 +356,33 @@ func activeValue(active bool) string {
 	return "0"
 }
 
-// putArgs appends e's script arguments to args.
+// putArgs appends e's script arguments to args (see putScript).
 func putArgs(args []any, e userstore.Entry) []any {
 	emailMode := "0"
 	if e.EmailSet || e.Email != "" {
 		emailMode = "1"
 	}
+	subMode := "0"
+	if e.Sub != "" {
+		subMode = "1"
+	}
 	names := make([]string, 0, len(e.Extra))
 	for name := range e.Extra {
-		if name != "active" && name != "email" {
+		if name != "active" && name != "email" && name != "sub" {
 			names = append(names, name)
 		}
 	}
 	slices.Sort(names)
-	args = append(args, activeValue(e.Active), emailMode, e.Email, len(names))
+	args = append(args, e.ID, activeValue(e.Active), emailMode, e.Email, subMode, e.Sub, len(names))
 	for _, name := range names {
 		args = append(args, name, e.Extra[name])
 	}
 	return args
+}
+
+// globalArgs are putScript's first three arguments.
+func (s *Store) globalArgs(kind userstore.Kind) []any {
+	return []any{s.subPrefix, s.userPrefix, activeValue(kind == userstore.User)}
 }
 
 // group is the part of a batch on one master.
@@ -301,18 +395,22 @@ type group struct {
 }
 
 // PutBatch writes entries (fields as Put writes them, plus Extra; EmailSet
-// writes an empty email), then publishes one invalidation message per
-// record written.
+// writes an empty email; for users the sub and its index entry), then
+// publishes one invalidation message per record written, and "sub:<sub>"
+// for every sub a written user gained or lost.
 //
-// Against a standalone or Sentinel-managed Redis the batch is one script:
-// every key is checked first, then every record whose key is a hash or
-// absent is written, atomically. A Redis Cluster cannot run a script over
-// keys of different slots, so there each record is its own one-key script,
-// pipelined per master: each record is still checked and written whole,
-// but a failure part-way leaves part of the batch written (BatchResult and
-// the error say which). Records whose key holds another type are listed in
-// WrongType, not written, and not an error: they are that record's
-// problem alone. Records must have non-empty ids.
+// Against a standalone or Sentinel-managed Redis the batch is one script
+// (putScript): every key is checked first, then every record whose key is
+// a hash or absent is written with its index entries, atomically. A Redis
+// Cluster cannot run a script over keys of different slots, so there each
+// record is its own one-key script, pipelined per master, and its index
+// entries are written after it (see putCluster): each record's hash is
+// still checked and written whole, but a failure part-way leaves part of
+// the batch written (BatchResult and the error say which). Records whose
+// key holds another type are listed in WrongType, not written, and not an
+// error: they are that record's problem alone; so are users whose new sub
+// cannot be indexed (SubTaken, SubWrongType). Records must have non-empty
+// ids.
 func (ss *Session) PutBatch(ctx context.Context, kind userstore.Kind, entries []userstore.Entry) (BatchResult, error) {
 	var res BatchResult
 	if len(entries) == 0 {
@@ -325,6 +423,9 @@ func (ss *Session) PutBatch(ctx context.Context, kind userstore.Kind, entries []
 	for i, e := range entries {
 		if e.ID == "" {
 			return res, fmt.Errorf("redisstore: put %s: empty id", kind)
+		}
+		if e.Sub != "" && kind != userstore.User {
+			return res, fmt.Errorf("redisstore: put %s %q: only users have a sub", kind, e.ID)
 		}
 		key, err := ss.s.Key(kind, e.ID)
 		if err != nil {
@@ -345,86 +446,96 @@ func (ss *Session) PutBatch(ctx context.Context, kind userstore.Kind, entries []
 		g.entries = append(g.entries, e)
 	}
 	_, cluster := ss.s.client.(*redis.ClusterClient)
-	status := make([]int64, len(entries)) // 1 written, 0 wrong type, -1 unknown
-	for i := range status {
-		status[i] = -1
+	out := make([]putOutcome, len(entries))
+	for i := range out {
+		out[i].code = -1 // unknown
 	}
 	var failed error
-	for _, g := range groups {
-		var err error
-		if cluster {
-			err = ss.putEach(ctx, g, status)
-		} else {
-			err = ss.putAll(ctx, g, status)
-		}
-		ss.wrote[g.addr] = true // a failed script may still have written
-		if err != nil {
+	if cluster {
+		if err := ss.putCluster(ctx, kind, entries, groups, out); err != nil {
 			failed = unavailable(ctx, "put", kind, err)
-			break
+		}
+	} else {
+		for _, g := range groups {
+			err := ss.putAll(ctx, kind, g, out)
+			ss.wrote[g.addr] = true // a failed script may still have written
+			if err != nil {
+				failed = unavailable(ctx, "put", kind, err)
+				break
+			}
 		}
 	}
-	for i, st := range status {
-		switch st {
-		case 1:
-			res.Written = append(res.Written, entries[i].ID)
-		case 0:
-			res.WrongType = append(res.WrongType, entries[i].ID)
+	var subs []string // changed subs, old and new
+	for i, o := range out {
+		id := entries[i].ID
+		switch o.code {
+		case putWritten:
+			res.Written = append(res.Written, id)
+			if o.old != entries[i].Sub {
+				for _, sub := range []string{o.old, entries[i].Sub} {
+					if sub != "" {
+						subs = append(subs, sub)
+					}
+				}
+			}
+		case putWrongType:
+			res.WrongType = append(res.WrongType, id)
+		case putSubTaken:
+			res.SubTaken = append(res.SubTaken, id)
+		case putSubWrongType:
+			res.SubWrongType = append(res.SubWrongType, id)
 		}
 	}
 	if failed != nil {
 		return res, fmt.Errorf("%w (records written before the failure: %d, published: none; a record is written whole or not at all, and writing again is safe)",
 			failed, len(res.Written))
 	}
-	return res, ss.publish(ctx, kind, res.Written)
+	slices.Sort(subs)
+	return res, ss.publish(ctx, kind, res.Written, slices.Compact(subs))
+}
+
+// putOutcome is what the write scripts answered for one record: a put
+// code and the sub the user had before.
+type putOutcome struct {
+	code int64
+	old  string
+}
+
+// parseOutcome reads one {code, old sub} answer of a write script.
+func parseOutcome(v any) (putOutcome, error) {
+	pair, ok := v.([]any)
+	if !ok || len(pair) != 2 {
+		return putOutcome{}, fmt.Errorf("the write script answered %T, want {code, sub}", v)
+	}
+	code, ok := pair[0].(int64)
+	if !ok {
+		return putOutcome{}, fmt.Errorf("the write script answered a code of type %T", pair[0])
+	}
+	old, _ := pair[1].(string)
+	return putOutcome{code: code, old: old}, nil
 }
 
 // putAll writes a group as one script.
-func (ss *Session) putAll(ctx context.Context, g *group, status []int64) error {
-	var args []any
+func (ss *Session) putAll(ctx context.Context, kind userstore.Kind, g *group, out []putOutcome) error {
+	args := ss.s.globalArgs(kind)
 	for _, e := range g.entries {
 		args = putArgs(args, e)
 	}
-	out, err := putScript.Run(ctx, g.conn, g.keys, args...).Int64Slice()
+	res, err := putScript.Run(ctx, g.conn, g.keys, args...).Slice()
 	if err != nil {
 		return err
 	}
-	if len(out) != len(g.keys) {
-		return fmt.Errorf("the write script answered %d results for %d keys", len(out), len(g.keys))
+	if len(res) != len(g.keys) {
+		return fmt.Errorf("the write script answered %d results for %d keys", len(res), len(g.keys))
 	}
-	for j, v := range out {
-		status[g.idx[j]] = v
+	for j, v := range res {
+		o, err := parseOutcome(v)
+		if err != nil {
+			return err
+		}
+		out[g.idx[j]] = o
 	}
 	return nil
-}
-
-// putEach writes a group as one-key scripts, pipelined.
-func (ss *Session) putEach(ctx context.Context, g *group, status []int64) error {
-	if err := putScript.Load(ctx, g.conn).Err(); err != nil {
-		return err
-	}
-	cmds := make([]*redis.Cmd, len(g.keys))
-	_, err := g.conn.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for j, key := range g.keys {
-			cmds[j] = putScript.EvalSha(ctx, p, []string{key}, putArgs(nil, g.entries[j])...)
-		}
-		return nil
-	})
-	var first error
-	for j, cmd := range cmds {
-		out, cerr := cmd.Int64Slice()
-		switch {
-		case cerr != nil:
-			if first == nil {
-				first = cerr
-			}
-		case len(out) == 1:
-			status[g.idx[j]] = out[0]
-		}
-	}
-	if first != nil {
-		return first
-	}
-	return err
 }
 
 // setActiveScript changes the active field of an existing record only, so
@@ -461,12 +572,34 @@ func (ss *Session) SetActive(ctx context.Context, kind userstore.Kind, id string
 		return false, nil
 	}
 	ss.wrote[addr] = true
-	return true, ss.publish(ctx, kind, []string{id})
+	return true, ss.publish(ctx, kind, []string{id}, nil)
 }
 
-// Remove deletes a record and reports whether it existed. The invalidation
-// is published either way (a cache may hold a record that another tool
-// deleted without publishing).
+// removeScript deletes a record (of any type) and answers {deleted, the
+// user's sub}. With ARGV[2] "1" (not on a Cluster, where the index entry
+// is in another slot) it also deletes the sub's index entry when it names
+// the user, in the same atomic step. ARGV: "1" for users, inline, the sub
+// index prefix, the id.
+var removeScript = redis.NewScript(`
+local old = ''
+if ARGV[1] == '1' and redis.call('TYPE', KEYS[1])['ok'] == 'hash' then
+  old = redis.call('HGET', KEYS[1], 'sub') or ''
+end
+local n = redis.call('DEL', KEYS[1])
+if ARGV[2] == '1' and old ~= '' then
+  local ik = ARGV[3] .. old
+  if redis.call('TYPE', ik)['ok'] == 'string' and redis.call('GET', ik) == ARGV[4] then
+    redis.call('DEL', ik)
+  end
+end
+return {n, old}`)
+
+// Remove deletes a record and reports whether it existed; a user's sub
+// index entry goes with it (on a Cluster just after the hash: an entry
+// left by a failure in between names a user who no longer carries the sub,
+// which finds nobody). The invalidation is published either way (a cache
+// may hold a record that another tool deleted without publishing), with
+// "sub:<sub>" for the sub the user had.
 func (ss *Session) Remove(ctx context.Context, kind userstore.Kind, id string) (bool, error) {
 	key, err := ss.s.Key(kind, id)
 	if err != nil {
@@ -478,25 +611,49 @@ func (ss *Session) Remove(ctx context.Context, kind userstore.Kind, id string) (
 	if err != nil {
 		return false, unavailable(ctx, "delete", kind, err)
 	}
-	n, err := c.Del(ctx, key).Result()
+	_, cluster := ss.s.client.(*redis.ClusterClient)
+	v, err := removeScript.Run(ctx, c, []string{key}, activeValue(kind == userstore.User), activeValue(!cluster), ss.s.subPrefix, id).Result()
+	var o putOutcome
+	if err == nil {
+		o, err = parseOutcome(v)
+	}
 	if err != nil {
 		return false, unavailable(ctx, "delete", kind, err)
 	}
-	if n > 0 {
+	if o.code > 0 {
 		ss.wrote[addr] = true
 	}
-	return n > 0, ss.publish(ctx, kind, []string{id})
+	var subs []string
+	if o.old != "" {
+		subs = []string{o.old}
+		if cluster {
+			ik := ss.s.SubKey(o.old)
+			ic, iaddr, err := ss.conn(ctx, ik)
+			if err == nil {
+				err = unindexScript.Run(ctx, ic, []string{ik}, id).Err()
+				ss.wrote[iaddr] = true
+			}
+			if err != nil {
+				return o.code > 0, unavailable(ctx, "delete the subject index entry of", kind, err)
+			}
+		}
+	}
+	return o.code > 0, ss.publish(ctx, kind, []string{id}, subs)
 }
 
-// publish sends one invalidation message per id, pipelined, through the
-// store's pool (PUBLISH reaches every subscriber from any node).
-func (ss *Session) publish(ctx context.Context, kind userstore.Kind, ids []string) error {
-	if len(ids) == 0 {
+// publish sends one invalidation message per id and one per changed sub,
+// pipelined, through the store's pool (PUBLISH reaches every subscriber
+// from any node).
+func (ss *Session) publish(ctx context.Context, kind userstore.Kind, ids, subs []string) error {
+	if len(ids) == 0 && len(subs) == 0 {
 		return nil
 	}
 	_, err := ss.s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for _, id := range ids {
 			p.Publish(ctx, ss.s.channel, InvalidationMessage(kind, id))
+		}
+		for _, sub := range subs {
+			p.Publish(ctx, ss.s.channel, SubInvalidationMessage(sub))
 		}
 		return nil
 	})
