@@ -682,6 +682,22 @@ func materialize(t *testing.T, m *manifest) podFiles {
 			pf.env[e.Name] = string(data[e.ValueFrom.SecretKeyRef.Key])
 		case e.ValueFrom.ConfigMapKeyRef != nil:
 			pf.env[e.Name] = configMap(e.ValueFrom.ConfigMapKeyRef.Name)[e.ValueFrom.ConfigMapKeyRef.Key]
+		case e.ValueFrom.ResourceFieldRef != nil:
+			// The downward API: the container's resource over the divisor,
+			// rounded up, as the kubelet computes it.
+			ref := e.ValueFrom.ResourceFieldRef
+			if ref.ContainerName != c.Name {
+				t.Errorf("env %s reads the resources of container %q, not %q", e.Name, ref.ContainerName, c.Name)
+			}
+			q, ok := c.Resources.Limits[corev1.ResourceName(strings.TrimPrefix(ref.Resource, "limits."))]
+			if !strings.HasPrefix(ref.Resource, "limits.") || !ok {
+				t.Errorf("env %s reads %s, which the container does not set", e.Name, ref.Resource)
+			}
+			div := ref.Divisor.Value()
+			if div == 0 {
+				div = 1
+			}
+			pf.env[e.Name] = strconv.FormatInt((q.Value()+div-1)/div, 10)
 		}
 	}
 	volumes := map[string]corev1.Volume{}
@@ -909,6 +925,11 @@ func TestChartDefaults(t *testing.T) {
 	}
 	if c := container(t, d); c.Lifecycle != nil {
 		t.Errorf("lifecycle %+v by default: gatehouse drains by itself, a preStop sleep would only delay NOT_SERVING", c.Lifecycle)
+	}
+	// GOMEMLIMIT is the memory limit (256Mi by default), in bytes, which
+	// the Go runtime reads as a plain byte count.
+	if got := pf.env["GOMEMLIMIT"]; got != "268435456" {
+		t.Errorf("GOMEMLIMIT = %q, want the 256Mi memory limit in bytes", got)
 	}
 	// The JWT key is read from a file, never from an environment variable.
 	if _, ok := pf.env["GATEHOUSE_JWT_SECRET"]; ok {
@@ -1483,5 +1504,46 @@ func TestChartKubeVersion(t *testing.T) {
 	}
 	if _, err := runHelm(t, append(args, "--kube-version", "1.29.9")...); err == nil || !strings.Contains(err.Error(), "kubeVersion") {
 		t.Errorf("Kubernetes 1.29.9 accepted: %v", err)
+	}
+}
+
+// TestChartGoMemLimit: GOMEMLIMIT follows the container's memory limit,
+// is not set without one (the downward API would give the node's memory),
+// and is left to extraEnv when that sets it.
+func TestChartGoMemLimit(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		set  []string
+		want string // "" : not set
+	}{
+		{"limit", []string{"resources.limits.memory=96Mi"}, "100663296"},
+		{"no limit", []string{"resources.limits=null"}, ""},
+		{"extraEnv", []string{"extraEnv[0].name=GOMEMLIMIT", "extraEnv[0].value=80MiB"}, "80MiB"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := ciValues("defaults")
+			for _, s := range tc.set {
+				args = append(args, "--set", s)
+			}
+			m := render(t, args...)
+			c := container(t, only[appsv1.Deployment](t, m))
+			n := 0
+			for _, e := range c.Env {
+				if e.Name == "GOMEMLIMIT" {
+					n++
+				}
+			}
+			pf := materialize(t, m)
+			got, ok := pf.env["GOMEMLIMIT"]
+			switch {
+			case n > 1:
+				t.Errorf("GOMEMLIMIT set %d times", n)
+			case tc.want == "" && ok:
+				t.Errorf("GOMEMLIMIT = %q without a memory limit", got)
+			case tc.want != "" && got != tc.want:
+				t.Errorf("GOMEMLIMIT = %q, want %q", got, tc.want)
+			}
+		})
 	}
 }

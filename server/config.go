@@ -142,6 +142,9 @@ type Config struct {
 	// below debug level (0: none); the rest are counted.
 	LogRate int
 
+	// OmitDynamicMetadata leaves CheckResponse.dynamic_metadata out of the
+	// ext_authz answers (extauthz.Options.OmitDynamicMetadata).
+	OmitDynamicMetadata bool
 	// GRPCReflection turns on the gRPC reflection service.
 	GRPCReflection bool
 	// GRPCMaxRecvSize is the largest CheckRequest (gRPC message, bytes)

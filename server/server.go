@@ -246,6 +246,9 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, opts Options) (_ 
 		ClientIDHeader: cfg.HeaderClientID,
 		ScopeHeader:    cfg.HeaderScope,
 		Logger:         logger,
+		// Envoy's access logs and rate limits read dynamic_metadata; it is
+		// about 1% of a check's CPU (docs/performance.md).
+		OmitDynamicMetadata: cfg.OmitDynamicMetadata,
 		// Below debug, decision lines share a per-second budget.
 		LogLinesPerSecond: zeroMeansNone(cfg.LogRate),
 	})

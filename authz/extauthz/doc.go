@@ -8,7 +8,10 @@
 // the authz.Decision into a CheckResponse. On a server made by
 // Server.NewGRPCServer the first mapping happens on the wire instead:
 // package checkwire decodes only what RequestFromCheck would take from the
-// CheckRequest, and is fuzzed against it. It holds no state besides its
+// CheckRequest, and is fuzzed against it. The last mapping goes straight to
+// the wire too: the answer is encoded by hand (encode.go), byte for byte
+// what proto.Marshal writes for the CheckResponse Check returns, and is
+// fuzzed against that. The Server holds no state besides its
 // configuration. What it shares with the forward-auth adapter (identity
 // header names, making a deny sendable, the deny headers, the decision log
 // line, panic logging) lives in authz/internal/adapter; where the two differ,

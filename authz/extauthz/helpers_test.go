@@ -206,19 +206,21 @@ func decide(d authz.Decision) Decider {
 }
 
 // checker is one way of sending a CheckRequest: in process, grpc-go or
-// connect-go over loopback.
+// connect-go over loopback, or grpc-go to the server NewGRPCServer makes
+// (checkwire decoding, hand-encoded answers), as gatehouse serves.
 type checker struct {
 	name  string
 	check func(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error)
 }
 
-// checkers returns the three transports for srv. The loopback servers run
+// checkers returns the four transports for srv. The loopback servers run
 // with UnaryRecoverer, as in production.
 func checkers(tb testing.TB, srv *Server) []checker {
 	tb.Helper()
 	addr := startServer(tb, srv.Register)
 	gc := grpcClient(tb, addr)
 	cc := connectClient(tb, addr)
+	wc := grpcClient(tb, serveGRPC(tb, srv.NewGRPCServer(grpc.UnaryInterceptor(UnaryRecoverer(nil)))))
 	return []checker{
 		{"in-process", srv.Check},
 		{"grpc-go", func(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
@@ -231,6 +233,9 @@ func checkers(tb testing.TB, srv *Server) []checker {
 			}
 			return resp.Msg, nil
 		}},
+		{"grpc-go/checkwire", func(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+			return wc.Check(ctx, req)
+		}},
 	}
 }
 
@@ -238,12 +243,19 @@ func checkers(tb testing.TB, srv *Server) []checker {
 // address.
 func startServer(tb testing.TB, register func(*grpc.Server)) string {
 	tb.Helper()
+	g := grpc.NewServer(grpc.UnaryInterceptor(UnaryRecoverer(nil)))
+	register(g)
+	return serveGRPC(tb, g)
+}
+
+// serveGRPC serves g on a loopback port until the test ends and returns the
+// address.
+func serveGRPC(tb testing.TB, g *grpc.Server) string {
+	tb.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatalf("listen: %v", err)
 	}
-	g := grpc.NewServer(grpc.UnaryInterceptor(UnaryRecoverer(nil)))
-	register(g)
 	done := make(chan error, 1)
 	go func() { done <- g.Serve(lis) }()
 	tb.Cleanup(func() {

@@ -50,6 +50,13 @@ type Options struct {
 	// Logger is not at Debug (0: logbudget.DefaultPerSecond; negative: none),
 	// so that a flood of bad tokens costs a few lines and a count.
 	LogLinesPerSecond int
+	// OmitDynamicMetadata leaves CheckResponse.dynamic_metadata out of every
+	// answer. By default it is sent: result, reason, user_id, client_id and
+	// decision_id, under Envoy's envoy.filters.http.ext_authz namespace, for
+	// access logs and rate limits. Leaving it out halves an allow (152
+	// bytes instead of 328 on the hot path) and saves ~0.5 µs of encoding
+	// per check, for proxies that do not use it.
+	OmitDynamicMetadata bool
 }
 
 // Server implements envoy.service.auth.v3.Authorization. It is safe for
@@ -60,8 +67,11 @@ type Server struct {
 	decider Decider
 	realm   string
 	headers identityHeaders
-	log     *slog.Logger
-	logs    *logbudget.Budget
+	// enc encodes answers for servers made by NewGRPCServer; it holds the
+	// realm and header names above too.
+	enc  encoder
+	log  *slog.Logger
+	logs *logbudget.Budget
 }
 
 // New returns a Server that asks d for decisions. It panics on an identity
@@ -72,16 +82,18 @@ func New(d Decider, opts Options) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	headers := identityHeaders{
+		user:   headerName(opts.UserIDHeader, DefaultUserIDHeader),
+		client: headerName(opts.ClientIDHeader, DefaultClientIDHeader),
+		scope:  headerName(opts.ScopeHeader, DefaultScopeHeader),
+	}
 	return &Server{
 		decider: d,
 		realm:   opts.Realm,
-		headers: identityHeaders{
-			user:   headerName(opts.UserIDHeader, DefaultUserIDHeader),
-			client: headerName(opts.ClientIDHeader, DefaultClientIDHeader),
-			scope:  headerName(opts.ScopeHeader, DefaultScopeHeader),
-		},
-		log:  log,
-		logs: logbudget.New(opts.LogLinesPerSecond),
+		headers: headers,
+		enc:     encoder{realm: opts.Realm, headers: headers, metadata: !opts.OmitDynamicMetadata},
+		log:     log,
+		logs:    logbudget.New(opts.LogLinesPerSecond),
 	}
 }
 
@@ -111,10 +123,25 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.C
 	return s.check(ctx, &c), nil
 }
 
-// check answers a CheckRequest from what Check reads of it: c comes from
-// CheckFromRequest, or straight from the wire (checkwire) on a server made
-// by NewGRPCServer.
+// check answers a CheckRequest from what Check reads of it (c comes from
+// CheckFromRequest) with a CheckResponse message.
 func (s *Server) check(ctx context.Context, c *checkwire.Check) *authv3.CheckResponse {
+	d := s.settle(ctx, c)
+	return s.response(&d)
+}
+
+// checkEncoded is check for a server made by NewGRPCServer: c comes straight
+// from the wire (checkwire), and the answer goes back in wire form, encoded
+// by hand (encoder).
+func (s *Server) checkEncoded(ctx context.Context, c *checkwire.Check) *checkwire.Encoded {
+	d := s.settle(ctx, c)
+	return s.enc.encode(&d)
+}
+
+// settle decides c and returns the decision to answer, after the adapter's
+// own rules, and logs it: a late allow becomes a 503, and the rest is
+// sendable's. Both encodings of the answer start from it.
+func (s *Server) settle(ctx context.Context, c *checkwire.Check) authz.Decision {
 	r, ok := &c.Request, c.HTTP
 	var d authz.Decision
 	if ok {
@@ -132,20 +159,38 @@ func (s *Server) check(ctx context.Context, c *checkwire.Check) *authv3.CheckRes
 		// overran: 503, never an allow.
 		d = adapter.Replace(d, lateDecision)
 	}
-
-	var resp *authv3.CheckResponse
-	if d.Allowed() {
-		if resp, ok = allowCheckResponse(&d, &s.headers); !ok {
-			d = adapter.Replace(d, badIdentityDecision)
-		}
-	}
-	if resp == nil {
-		d = normalizeDeny(d)
-		resp = denyCheckResponse(&d, s.realm)
-	}
+	d = sendable(d)
 
 	if level := d.LogLevel(); s.logs.Enabled(ctx, s.log, level) {
 		s.logDecision(ctx, level, r, c.RequestID, &d)
+	}
+	return d
+}
+
+// sendable returns what answers d: d when it is an allow whose identity can
+// be sent as header values, badIdentityDecision for another allow, and
+// normalizeDeny's form of any other decision.
+func sendable(d authz.Decision) authz.Decision {
+	if d.Allowed() && !adapter.IdentitySendable(&d.Identity) {
+		d = adapter.Replace(d, badIdentityDecision)
+	}
+	if !d.Allowed() {
+		d = normalizeDeny(d)
+	}
+	return d
+}
+
+// response builds the answer to d, which settle returned, as a message.
+func (s *Server) response(d *authz.Decision) *authv3.CheckResponse {
+	var resp *authv3.CheckResponse
+	if d.Allowed() {
+		resp, _ = allowCheckResponse(d, &s.headers) // settle checked the identity
+	}
+	if resp == nil {
+		resp = denyCheckResponse(d, s.realm)
+	}
+	if !s.enc.metadata {
+		resp.DynamicMetadata = nil
 	}
 	return resp
 }

@@ -26,8 +26,11 @@ func CheckFromRequest(req *authv3.CheckRequest) checkwire.Check {
 // NewGRPCServer returns grpc.NewServer(opts...) serving s as its
 // Authorization service, with each CheckRequest read by checkwire: only
 // what Check uses is decoded, into one block of strings, instead of the
-// whole request and its header map. Every other message of the server
-// (answers, health checks, reflection) goes through gRPC's standard codec.
+// whole request and its header map. Its answers go back encoded by hand
+// (encode.go): the same bytes proto.Marshal would write for the
+// CheckResponse that Check returns, without building that message. Every
+// other message of the server (health checks, reflection, the answer of
+// UnaryRecoverer) goes through gRPC's standard codec.
 //
 // The codec and the registration come together here because neither works
 // without the other: the Check handler asks for a *checkwire.Check, which
@@ -52,7 +55,9 @@ var wireServiceDesc = grpc.ServiceDesc{
 }
 
 // wireCheckHandler is the generated _Authorization_Check_Handler with a
-// *checkwire.Check for request. Interceptors see that Check as the request.
+// *checkwire.Check for request and a *checkwire.Encoded for response (the
+// CheckResponse in wire form, which checkwire's codec sends as it is).
+// Interceptors see those as the request and the response.
 func wireCheckHandler(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
 	in := new(checkwire.Check)
 	if err := dec(in); err != nil {
@@ -60,10 +65,10 @@ func wireCheckHandler(srv any, ctx context.Context, dec func(any) error, interce
 	}
 	s := srv.(*Server)
 	if interceptor == nil {
-		return s.check(ctx, in), nil
+		return s.checkEncoded(ctx, in), nil
 	}
 	info := &grpc.UnaryServerInfo{Server: srv, FullMethod: authv3.Authorization_Check_FullMethodName}
 	return interceptor(ctx, in, info, func(ctx context.Context, req any) (any, error) {
-		return s.check(ctx, req.(*checkwire.Check)), nil
+		return s.checkEncoded(ctx, req.(*checkwire.Check)), nil
 	})
 }

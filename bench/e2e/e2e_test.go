@@ -70,7 +70,7 @@ func startGatehouse(tb testing.TB) *grpc.ClientConn {
 func BenchmarkServe(b *testing.B) {
 	conn := startGatehouse(b)
 	jwt := authz.JWTConfig{Secret: []byte(secret), Algorithm: authz.DefaultAlgorithm, Issuer: authz.DefaultIssuer}
-	for _, name := range []string{workload.Hot, workload.Distinct, workload.Invalid} {
+	for _, name := range []string{workload.Hot, workload.Distinct, workload.Invalid, workload.Istio} {
 		w, err := workload.Build(name, jwt, users, time.Hour)
 		if err != nil {
 			b.Fatal(err)
@@ -114,7 +114,7 @@ func check(conn *grpc.ClientConn, req []byte, want int32, resp *workload.StatusC
 func TestServe(t *testing.T) {
 	conn := startGatehouse(t)
 	jwt := authz.JWTConfig{Secret: []byte(secret), Algorithm: authz.DefaultAlgorithm, Issuer: authz.DefaultIssuer}
-	for _, name := range []string{workload.Hot, workload.Distinct, workload.Invalid} {
+	for _, name := range []string{workload.Hot, workload.Distinct, workload.Invalid, workload.Istio} {
 		w, err := workload.Build(name, jwt, 20, time.Hour)
 		if err != nil {
 			t.Fatal(err)

@@ -4,11 +4,13 @@
 // with users, starts gatehouse (against that Redis) and the do-nothing
 // ext_authz server (bench/noop), then drives both in alternation in one run
 // (gatehouse, noop, gatehouse, noop... for --rounds rounds) with its own
-// grpc-go client, at each concurrency, over three scenarios:
+// grpc-go client, at each concurrency, over four scenarios:
 //
 //	hot       the same valid token for one user, cached
 //	distinct  valid tokens of --users distinct users, cycling
 //	invalid   garbage and badly signed tokens (they must never reach Redis)
+//	istio     hot, with the request of a sidecar in an Istio mTLS mesh
+//	          (peer certificate, filter metadata, a dozen more headers)
 //
 // For each row it reports the medians over rounds of checks/s, p50 and p99
 // latency and server CPU per check, the peak resident memory, and the ratio
@@ -63,9 +65,12 @@ type params struct {
 	CacheUsers   int           `json:"cache_bound_users"`
 	CacheSize    int           `json:"cache_size"`
 	RequestBytes int           `json:"request_bytes"`
-	ServerEnv    []string      `json:"server_env,omitempty"`
-	KeepLogs     string        `json:"-"`
-	ChartFrom    string        `json:"-"`
+	// ScenarioBytes is the size of each scenario's (first) request:
+	// RequestBytes is that of the base request, istio's is bigger.
+	ScenarioBytes map[string]int `json:"scenario_request_bytes,omitempty"`
+	ServerEnv     []string       `json:"server_env,omitempty"`
+	KeepLogs      string         `json:"-"`
+	ChartFrom     string         `json:"-"`
 }
 
 // envList collects repeated KEY=VALUE flags.
@@ -119,7 +124,7 @@ func parseFlags(args []string) (params, error) {
 	fs.DurationVar(&p.Warmup, "warmup", envDuration("LOAD_WARMUP", time.Second), "unmeasured warm-up before each run (env LOAD_WARMUP)")
 	fs.IntVar(&p.Rounds, "rounds", envInt("LOAD_ROUNDS", 3), "rounds; each runs every server once per row (env LOAD_ROUNDS)")
 	fs.StringVar(&conc, "concurrency", envString("LOAD_CONCURRENCY", "1,16,64"), "comma-separated `list` of in-flight checks (env LOAD_CONCURRENCY)")
-	fs.StringVar(&scen, "scenarios", envString("LOAD_SCENARIOS", "hot,distinct,invalid"), "comma-separated `list` of scenarios (env LOAD_SCENARIOS)")
+	fs.StringVar(&scen, "scenarios", envString("LOAD_SCENARIOS", "hot,distinct,invalid,istio"), "comma-separated `list` of scenarios (env LOAD_SCENARIOS)")
 	fs.IntVar(&p.Users, "users", envInt("LOAD_USERS", 10000), "users seeded in Redis and cycled by the distinct scenario (env LOAD_USERS)")
 	fs.IntVar(&p.Conns, "conns", envInt("LOAD_CONNS", 4), "gRPC connections per server, like a few Envoy workers (env LOAD_CONNS)")
 	fs.IntVar(&p.MaxChecks, "max-checks", 5_000_000, "upper bound on the checks of one measured run")
@@ -263,7 +268,13 @@ func run(ctx context.Context, log *slog.Logger, p params) error {
 		if err != nil {
 			return err
 		}
-		res.Params.RequestBytes = max(res.Params.RequestBytes, len(w.Requests[0]))
+		if res.Params.ScenarioBytes == nil {
+			res.Params.ScenarioBytes = map[string]int{}
+		}
+		res.Params.ScenarioBytes[name] = len(w.Requests[0])
+		if name != workload.Istio {
+			res.Params.RequestBytes = max(res.Params.RequestBytes, len(w.Requests[0]))
+		}
 		rows, err := runScenario(ctx, log, p, ps, env, redisProc, rdb, w)
 		if err != nil {
 			return err

@@ -152,6 +152,7 @@ func TestEachSetting(t *testing.T) {
 		{"log-level", "GATEHOUSE_LOG_LEVEL", "debug", "warn", func(c Config) any { return c.LogLevel }, slog.LevelDebug, slog.LevelWarn},
 		{"log-rate", "GATEHOUSE_LOG_RATE", "7", "0", func(c Config) any { return c.LogRate }, 7, 0},
 		{"log-format", "GATEHOUSE_LOG_FORMAT", "text", "json", func(c Config) any { return c.LogFormat }, "text", "json"},
+		{"omit-dynamic-metadata", "GATEHOUSE_OMIT_DYNAMIC_METADATA", "true", "false", func(c Config) any { return c.OmitDynamicMetadata }, true, false},
 		{"grpc-reflection", "GATEHOUSE_GRPC_REFLECTION", "1", "false", func(c Config) any { return c.GRPCReflection }, true, false},
 		{"grpc-max-recv-size", "GATEHOUSE_GRPC_MAX_RECV_SIZE", "16MiB", "134217728", func(c Config) any { return c.GRPCMaxRecvSize }, 16 << 20, 128 << 20},
 		{"grpc-max-connection-idle", "GATEHOUSE_GRPC_MAX_CONNECTION_IDLE", "1m", "1h", func(c Config) any { return c.GRPCMaxConnectionIdle }, time.Minute, time.Hour},
