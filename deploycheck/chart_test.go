@@ -33,6 +33,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
+	"github.com/gatehouse-authz/gatehouse/authz/oidc"
 	"github.com/gatehouse-authz/gatehouse/authz/routes"
 	"github.com/gatehouse-authz/gatehouse/internal/config"
 	"github.com/gatehouse-authz/gatehouse/userstore"
@@ -79,13 +80,15 @@ var existingSecrets = map[string]map[string]string{
 	"meet-addons":          {"ADDONS_TOKEN_SECRET_KEY": "existing-add-on-key-0123456789abcdef"},
 	"gatehouse-jwt":        {"jwt-secret": "existing-jwt-key-0123456789abcdef"},
 	"meet-db-gatehouse":    {"password": "existing-meet-db-password"},
+	"meet-oidc":            {"OIDC_RS_CLIENT_SECRET": "existing-oidc-client-secret"},
 	"gatehouse-redis": {
 		"password":          "existing-redis-password",
 		"sentinel-password": "existing-sentinel-password",
 		"url":               "redis://:pw@redis.redis:6379/0",
 	},
-	// "redis-tls" (ca.crt, tls.crt, tls.key) is generated: gatehouse parses
-	// the PEM files when it validates its configuration.
+	// "redis-tls" (ca.crt, tls.crt, tls.key), "oidc-provider" (ca.crt) and
+	// "meet-oidc-keys" (OIDC_RS_PRIVATE_KEY_STR) are generated: gatehouse
+	// parses the PEM files when it validates its configuration.
 }
 
 var redisTLS = sync.OnceValues(newTestPKI)
@@ -490,6 +493,17 @@ func secretData(m *manifest, name string) (map[string][]byte, bool) {
 		}
 		ex, ok = pki, true
 	}
+	// The identity provider's CA, and the key it encrypts answers to.
+	if name == "oidc-provider" || name == "meet-oidc-keys" {
+		pki, err := redisTLS()
+		if err != nil {
+			panic(err)
+		}
+		ex, ok = map[string]string{"ca.crt": pki["ca.crt"]}, true
+		if name == "meet-oidc-keys" {
+			ex = map[string]string{"OIDC_RS_PRIVATE_KEY_STR": pki["tls.key"]}
+		}
+	}
 	if ok {
 		data := map[string][]byte{}
 		for k, v := range ex {
@@ -883,6 +897,20 @@ func checkGatehouseConfig(t *testing.T, m *manifest, pf podFiles) {
 	if f := cfg.DirectoryOriginCAFile; f != "" {
 		if _, err := os.Stat(f); err != nil {
 			t.Errorf("GATEHOUSE_DIRECTORY_ORIGIN_CA_FILE: %v", err)
+		}
+	}
+	// OIDC access tokens: the client secret, the decryption key and the
+	// provider's CA are read from their files, and the introspector
+	// accepts the whole (algorithms, key type, CA bundle) as at start.
+	if sc, err := cfg.ServerConfig(); err == nil && sc.OIDC.IntrospectionURL != "" {
+		if sc.OIDC.ClientSecret == "" {
+			t.Errorf("OIDC access tokens without a client secret")
+		}
+		if cfg.OIDCEncryptionKeyFile != "" && sc.OIDC.EncryptionKey == nil {
+			t.Errorf("GATEHOUSE_OIDC_ENCRYPTION_KEY_FILE gives no key")
+		}
+		if _, err := oidc.New(sc.OIDC); err != nil {
+			t.Errorf("OIDC access tokens: %v", err)
 		}
 	}
 }
@@ -1305,6 +1333,27 @@ func TestChartFull(t *testing.T) {
 		"GATEHOUSE_GRPC_REFLECTION":      "false",
 		"GATEHOUSE_ROUTES":               "meet",
 		"GOMEMLIMIT":                     "200MiB",
+
+		"GATEHOUSE_OIDC_INTROSPECTION_URL":    "http://idp.identity:8080/introspect",
+		"GATEHOUSE_OIDC_ISSUER":               "http://idp.identity:8080",
+		"GATEHOUSE_OIDC_CLIENT_ID":            "meet-rs",
+		"GATEHOUSE_OIDC_CLIENT_AUTH":          "client_secret_post",
+		"GATEHOUSE_OIDC_REQUIRED_SCOPES":      "lasuite_meet meet",
+		"GATEHOUSE_OIDC_AUDIENCE_CLAIM":       "azp",
+		"GATEHOUSE_OIDC_TIMEOUT":              "2s",
+		"GATEHOUSE_OIDC_JWKS_URL":             "https://idp.identity/jwks",
+		"GATEHOUSE_OIDC_SIGNING_ALGORITHM":    "RS256",
+		"GATEHOUSE_OIDC_ENCRYPTION_ALGORITHM": "RSA-OAEP-256",
+		"GATEHOUSE_OIDC_ENCRYPTION_ENCODING":  "A128GCM",
+		"GATEHOUSE_OIDC_CACHE_TTL":            "30s",
+		"GATEHOUSE_OIDC_NEGATIVE_CACHE_TTL":   "0s",
+	}
+	// oidc.clientSecret, in the chart's Secret, reaches gatehouse as a file.
+	if f := pf.env["GATEHOUSE_OIDC_CLIENT_SECRET_FILE"]; !strings.HasSuffix(filepath.ToSlash(f), "/etc/gatehouse/oidc/client-secret") {
+		t.Errorf("GATEHOUSE_OIDC_CLIENT_SECRET_FILE = %q, want the mounted /etc/gatehouse/oidc/client-secret", f)
+	}
+	if sc := must(parseConfig(t, pf).ServerConfig()); sc.OIDC.ClientSecret != "ci-only-not-a-real-oidc-client-secret" {
+		t.Errorf("the OIDC client secret read through GATEHOUSE_OIDC_CLIENT_SECRET_FILE is not oidc.clientSecret")
 	}
 	for k, v := range want {
 		if got, ok := pf.env[k]; !ok || got != v {
@@ -1373,6 +1422,10 @@ var chartReserved = map[string]string{
 	"GATEHOUSE_DIRECTORY_ORIGIN":               "directoryOrigin.url",
 	"GATEHOUSE_DIRECTORY_ORIGIN_PASSWORD_FILE": "directoryOrigin.passwordSecret",
 	"GATEHOUSE_DIRECTORY_ORIGIN_CA_FILE":       "directoryOrigin.caSecret",
+	"GATEHOUSE_OIDC_CLIENT_SECRET":             "oidc.clientSecret (mounted as GATEHOUSE_OIDC_CLIENT_SECRET_FILE)",
+	"GATEHOUSE_OIDC_CLIENT_SECRET_FILE":        "oidc.clientSecret or oidc.existingSecret",
+	"GATEHOUSE_OIDC_ENCRYPTION_KEY_FILE":       "oidc.encryptionKeySecret",
+	"GATEHOUSE_OIDC_CA_FILE":                   "oidc.caSecret",
 }
 
 // TestChartReachesEverySetting: every setting gatehouse defines can be set

@@ -68,6 +68,7 @@ Where the mounted files live in the container.
 {{- define "gatehouse.tlsDir" -}}/etc/gatehouse/tls{{- end -}}
 {{- define "gatehouse.redisDir" -}}/etc/gatehouse/redis{{- end -}}
 {{- define "gatehouse.originDir" -}}/etc/gatehouse/origin{{- end -}}
+{{- define "gatehouse.oidcDir" -}}/etc/gatehouse/oidc{{- end -}}
 
 {{/*
 The Secret the chart creates for whatever is not taken from an existing one.
@@ -232,6 +233,103 @@ certificate, from existing Secrets. Fails on contradictory settings.
 {{- end -}}
 
 {{/*
+gatehouse.oidcURL: the introspection endpoint, from oidc.introspectionUrl or
+config (empty: OIDC access tokens are off).
+*/}}
+{{- define "gatehouse.oidcURL" -}}
+{{- .Values.oidc.introspectionUrl | default (get .Values.config "GATEHOUSE_OIDC_INTROSPECTION_URL") -}}
+{{- end -}}
+
+{{/*
+gatehouse.oidcFiles: the files of the projected "oidc" volume, as a YAML list
+of {env, secret, key, path}: the client secret (from the chart's Secret or an
+existing one), the decryption key and the provider's CA (from existing
+Secrets). Fails on what gatehouse would refuse at start, and on oidc values
+set without the introspection endpoint, which would do nothing.
+*/}}
+{{- define "gatehouse.oidcFiles" -}}
+{{- $o := .Values.oidc -}}
+{{- $origin := .Values.directoryOrigin -}}
+{{- $url := include "gatehouse.oidcURL" . -}}
+{{- if $url -}}
+{{- if ne (toString (.Values.meetProfile | default (get .Values.config "GATEHOUSE_MEET_PROFILE"))) "2026.08" -}}
+{{- fail "gatehouse: OIDC access tokens (oidc.introspectionUrl) need meetProfile: \"2026.08\"" -}}
+{{- end -}}
+{{- if not ($o.issuer | default (get .Values.config "GATEHOUSE_OIDC_ISSUER")) -}}
+{{- fail "gatehouse: oidc.introspectionUrl needs oidc.issuer (the provider's URL, the iss of its answers; Meet's OIDC_OP_URL)" -}}
+{{- end -}}
+{{- if not (or $o.clientSecret $o.existingSecret) -}}
+{{- fail "gatehouse: oidc.introspectionUrl needs the client's secret at the provider: oidc.clientSecret (the chart stores it in a Secret) or oidc.existingSecret" -}}
+{{- end -}}
+{{- if regexMatch "^grpcs?://" $origin.url -}}
+{{- fail "gatehouse: oidc.introspectionUrl needs a directory that finds users by sub, which a grpc:// or grpcs:// directoryOrigin.url cannot: use Meet's database (postgres://), Redis or a users file" -}}
+{{- end -}}
+{{- if and $o.encryptionKeySecret.name (not ($o.jwksUrl | default (get .Values.config "GATEHOUSE_OIDC_JWKS_URL"))) -}}
+{{- fail "gatehouse: oidc.encryptionKeySecret needs oidc.jwksUrl (only JWT answers are encrypted)" -}}
+{{- end -}}
+{{- else -}}
+{{- $values := dict
+  "oidc.issuer" $o.issuer "oidc.clientId" $o.clientId "oidc.clientSecret" $o.clientSecret
+  "oidc.existingSecret" $o.existingSecret "oidc.clientAuth" $o.clientAuth
+  "oidc.requiredScopes" $o.requiredScopes "oidc.audienceClaim" $o.audienceClaim
+  "oidc.timeout" $o.timeout "oidc.caSecret.name" $o.caSecret.name "oidc.jwksUrl" $o.jwksUrl
+  "oidc.signingAlgorithm" $o.signingAlgorithm "oidc.encryptionKeySecret.name" $o.encryptionKeySecret.name
+  "oidc.encryptionAlgorithm" $o.encryptionAlgorithm "oidc.encryptionEncoding" $o.encryptionEncoding
+  "oidc.cacheTTL" $o.cacheTTL "oidc.negativeCacheTTL" $o.negativeCacheTTL
+  "directoryOrigin.subQuery" $origin.subQuery
+-}}
+{{- $set := list -}}
+{{- range $name, $val := $values -}}
+{{- if not (or (kindIs "invalid" $val) (eq (toString $val) "")) -}}
+{{- $set = append $set $name -}}
+{{- end -}}
+{{- end -}}
+{{- if $set -}}
+{{- fail (printf "gatehouse: %s set without oidc.introspectionUrl, where OIDC access tokens are off: set oidc.introspectionUrl, or leave them unset" (join ", " $set)) -}}
+{{- end -}}
+{{- end -}}
+{{- if and $origin.subQuery (not (regexMatch "^postgres(ql)?://" $origin.url)) -}}
+{{- fail "gatehouse: directoryOrigin.subQuery is for a postgres:// directoryOrigin.url" -}}
+{{- end -}}
+{{- if $url -}}
+{{- if $o.existingSecret }}
+- {env: GATEHOUSE_OIDC_CLIENT_SECRET_FILE, secret: {{ $o.existingSecret }}, key: {{ required "oidc.existingSecretKey must not be empty" $o.existingSecretKey }}, path: client-secret}
+{{- else }}
+- {env: GATEHOUSE_OIDC_CLIENT_SECRET_FILE, secret: {{ include "gatehouse.secretName" . }}, key: oidc-client-secret, path: client-secret}
+{{- end }}
+{{- with $o.caSecret.name }}
+- {env: GATEHOUSE_OIDC_CA_FILE, secret: {{ . }}, key: {{ required "oidc.caSecret.key must not be empty" $o.caSecret.key }}, path: ca.crt}
+{{- end }}
+{{- with $o.encryptionKeySecret.name }}
+- {env: GATEHOUSE_OIDC_ENCRYPTION_KEY_FILE, secret: {{ . }}, key: {{ required "oidc.encryptionKeySecret.key must not be empty" $o.encryptionKeySecret.key }}, path: encryption-key}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/*
+gatehouse.oidcPorts: the ports of the introspection endpoint and the JWKS,
+space-separated (443 for https, 80 for http, unless the URL names one);
+empty when OIDC access tokens are off.
+*/}}
+{{- define "gatehouse.oidcPorts" -}}
+{{- $url := include "gatehouse.oidcURL" . -}}
+{{- if $url -}}
+{{- $ports := list -}}
+{{- range list $url (.Values.oidc.jwksUrl | default (get .Values.config "GATEHOUSE_OIDC_JWKS_URL")) -}}
+{{- if . -}}
+{{- $u := urlParse . -}}
+{{- $port := trimPrefix ":" (regexFind ":[0-9]+$" $u.host) -}}
+{{- if not $port -}}
+{{- $port = ternary "443" "80" (eq $u.scheme "https") -}}
+{{- end -}}
+{{- $ports = append $ports $port | uniq -}}
+{{- end -}}
+{{- end -}}
+{{- join " " $ports -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
 gatehouse.chartSecretData: the data of the Secret the chart creates for what
 is not taken from an existing one (empty: no Secret).
 */}}
@@ -241,6 +339,9 @@ jwt-secret: {{ .Values.jwt.secret | b64enc | quote }}
 {{- end }}
 {{- if and (not .Values.addons.existingSecret) .Values.addons.secret }}
 addons-jwt-secret: {{ .Values.addons.secret | b64enc | quote }}
+{{- end }}
+{{- if and (include "gatehouse.oidcURL" .) (not .Values.oidc.existingSecret) .Values.oidc.clientSecret }}
+oidc-client-secret: {{ .Values.oidc.clientSecret | b64enc | quote }}
 {{- end }}
 {{- if eq (include "gatehouse.directory" .) "redis" }}
 {{- if include "gatehouse.redisURLIsSecret" . }}
@@ -272,7 +373,7 @@ routes.yaml: |
 gatehouse.reservedConfig: the GATEHOUSE_* settings the chart controls itself.
 */}}
 {{- define "gatehouse.reservedConfig" -}}
-GATEHOUSE_GRPC_ADDR GATEHOUSE_HTTP_ADDR GATEHOUSE_OPS_ADDR GATEHOUSE_SHUTDOWN_TIMEOUT GATEHOUSE_DRAIN_PERIOD GATEHOUSE_TLS_CERT_FILE GATEHOUSE_TLS_KEY_FILE GATEHOUSE_TLS_CLIENT_CA_FILE GATEHOUSE_JWT_SECRET GATEHOUSE_JWT_SECRET_FILE GATEHOUSE_ADDONS_JWT_SECRET GATEHOUSE_ADDONS_JWT_SECRET_FILE GATEHOUSE_REDIS_URL GATEHOUSE_REDIS_PASSWORD GATEHOUSE_REDIS_PASSWORD_FILE GATEHOUSE_REDIS_SENTINEL_ADDRS GATEHOUSE_REDIS_SENTINEL_PASSWORD GATEHOUSE_REDIS_SENTINEL_PASSWORD_FILE GATEHOUSE_REDIS_CLUSTER_ADDRS GATEHOUSE_REDIS_TLS_CA_FILE GATEHOUSE_REDIS_TLS_CERT_FILE GATEHOUSE_REDIS_TLS_KEY_FILE GATEHOUSE_USERS_FILE GATEHOUSE_ROUTES GATEHOUSE_DIRECTORY_ORIGIN GATEHOUSE_DIRECTORY_ORIGIN_PASSWORD_FILE GATEHOUSE_DIRECTORY_ORIGIN_CA_FILE
+GATEHOUSE_GRPC_ADDR GATEHOUSE_HTTP_ADDR GATEHOUSE_OPS_ADDR GATEHOUSE_SHUTDOWN_TIMEOUT GATEHOUSE_DRAIN_PERIOD GATEHOUSE_TLS_CERT_FILE GATEHOUSE_TLS_KEY_FILE GATEHOUSE_TLS_CLIENT_CA_FILE GATEHOUSE_JWT_SECRET GATEHOUSE_JWT_SECRET_FILE GATEHOUSE_ADDONS_JWT_SECRET GATEHOUSE_ADDONS_JWT_SECRET_FILE GATEHOUSE_REDIS_URL GATEHOUSE_REDIS_PASSWORD GATEHOUSE_REDIS_PASSWORD_FILE GATEHOUSE_REDIS_SENTINEL_ADDRS GATEHOUSE_REDIS_SENTINEL_PASSWORD GATEHOUSE_REDIS_SENTINEL_PASSWORD_FILE GATEHOUSE_REDIS_CLUSTER_ADDRS GATEHOUSE_REDIS_TLS_CA_FILE GATEHOUSE_REDIS_TLS_CERT_FILE GATEHOUSE_REDIS_TLS_KEY_FILE GATEHOUSE_USERS_FILE GATEHOUSE_ROUTES GATEHOUSE_DIRECTORY_ORIGIN GATEHOUSE_DIRECTORY_ORIGIN_PASSWORD_FILE GATEHOUSE_DIRECTORY_ORIGIN_CA_FILE GATEHOUSE_OIDC_CLIENT_SECRET GATEHOUSE_OIDC_CLIENT_SECRET_FILE GATEHOUSE_OIDC_CA_FILE GATEHOUSE_OIDC_ENCRYPTION_KEY_FILE
 {{- end -}}
 
 {{/*
@@ -320,6 +421,9 @@ config. A first-class value and the same variable in config is an error.
 {{- $_ := set $env .env (printf "%s/%s" (include "gatehouse.originDir" $) .path) -}}
 {{- end -}}
 {{- end -}}
+{{- range include "gatehouse.oidcFiles" . | fromYamlArray -}}
+{{- $_ := set $env .env (printf "%s/%s" (include "gatehouse.oidcDir" $) .path) -}}
+{{- end -}}
 {{- if eq (include "gatehouse.directory" .) "users" -}}
 {{- $key := ternary $v.users.existingSecretKey "users.yaml" (ne $v.users.existingSecret "") -}}
 {{- $_ := set $env "GATEHOUSE_USERS_FILE" (printf "%s/%s" (include "gatehouse.usersDir" .) $key) -}}
@@ -340,6 +444,19 @@ config. A first-class value and the same variable in config is an error.
   "GATEHOUSE_ADDONS_JWT_ISSUER" $v.addons.issuer
   "GATEHOUSE_ADDONS_JWT_AUDIENCE" $v.addons.audience
   "GATEHOUSE_SCOPES_PREFIX" $v.scopesPrefix
+  "GATEHOUSE_OIDC_INTROSPECTION_URL" (ternary nil $v.oidc.introspectionUrl (empty $v.oidc.introspectionUrl))
+  "GATEHOUSE_OIDC_ISSUER" $v.oidc.issuer
+  "GATEHOUSE_OIDC_CLIENT_ID" $v.oidc.clientId
+  "GATEHOUSE_OIDC_CLIENT_AUTH" $v.oidc.clientAuth
+  "GATEHOUSE_OIDC_REQUIRED_SCOPES" (ternary (join "," $v.oidc.requiredScopes) $v.oidc.requiredScopes (kindIs "slice" $v.oidc.requiredScopes))
+  "GATEHOUSE_OIDC_AUDIENCE_CLAIM" $v.oidc.audienceClaim
+  "GATEHOUSE_OIDC_TIMEOUT" $v.oidc.timeout
+  "GATEHOUSE_OIDC_JWKS_URL" $v.oidc.jwksUrl
+  "GATEHOUSE_OIDC_SIGNING_ALGORITHM" $v.oidc.signingAlgorithm
+  "GATEHOUSE_OIDC_ENCRYPTION_ALGORITHM" $v.oidc.encryptionAlgorithm
+  "GATEHOUSE_OIDC_ENCRYPTION_ENCODING" $v.oidc.encryptionEncoding
+  "GATEHOUSE_OIDC_CACHE_TTL" $v.oidc.cacheTTL
+  "GATEHOUSE_OIDC_NEGATIVE_CACHE_TTL" $v.oidc.negativeCacheTTL
   "GATEHOUSE_REDIS_USERNAME" $v.redis.username
   "GATEHOUSE_REDIS_SENTINEL_MASTER" (ternary nil $v.redis.sentinel.master (empty $v.redis.sentinel.master))
   "GATEHOUSE_REDIS_TLS_SERVER_NAME" $v.redis.tls.serverName
@@ -347,6 +464,7 @@ config. A first-class value and the same variable in config is an error.
   "GATEHOUSE_REDIS_TIMEOUT" $v.redis.timeout
   "GATEHOUSE_DIRECTORY_USER_QUERY" $v.directoryOrigin.userQuery
   "GATEHOUSE_DIRECTORY_APP_QUERY" $v.directoryOrigin.appQuery
+  "GATEHOUSE_DIRECTORY_SUB_QUERY" $v.directoryOrigin.subQuery
   "GATEHOUSE_REDIS_CACHE_TTL" $v.directoryOrigin.redisCacheTTL
   "GATEHOUSE_REDIS_CACHE_NEGATIVE_TTL" $v.directoryOrigin.redisCacheNegativeTTL
   "GATEHOUSE_CACHE_TTL" $v.cache.ttl
