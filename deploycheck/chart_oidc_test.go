@@ -289,3 +289,33 @@ func TestChartRefusesOIDCMistakes(t *testing.T) {
 		})
 	}
 }
+
+// TestChartOriginEgress: with a directory of record, the NetworkPolicy opens
+// its port (the URL's, else the scheme's), to directoryOriginTo's peers.
+// Before, no rule let gatehouse reach Meet's database at all.
+func TestChartOriginEgress(t *testing.T) {
+	t.Parallel()
+	toDB := func(peers []networkingv1.NetworkPolicyPeer) bool {
+		return len(peers) == 1 && peers[0].PodSelector != nil && peers[0].PodSelector.MatchLabels["app"] == "meet-db"
+	}
+	anywhere := func(peers []networkingv1.NetworkPolicyPeer) bool { return len(peers) == 0 }
+	for _, tc := range []struct {
+		url, port string
+		peers     bool
+	}{
+		{"postgres://gatehouse@meet-db:5433/meet", "5433/TCP", true},
+		{"postgresql://gatehouse@meet-db/meet", "5432/TCP", false},
+		{"grpcs://directory.example.invalid", "443/TCP", false},
+	} {
+		args := append(ciValues("defaults"), "--set", "directoryOrigin.url="+tc.url)
+		to := anywhere
+		if tc.peers {
+			args = append(args, "--set", "networkPolicy.egress.directoryOriginTo[0].podSelector.matchLabels.app=meet-db")
+			to = toDB
+		}
+		m := render(t, args...)
+		if got := egressPortsTo(t, m, to); !slices.Contains(got, tc.port) {
+			t.Errorf("%s: egress %v lacks %s", tc.url, got, tc.port)
+		}
+	}
+}

@@ -126,7 +126,7 @@ func writeChart(path string, r *results) error {
 		}
 	}
 	hline(img, marginLeft, chartW-marginRight, panelBottom, colAxis)
-	foot := fmt.Sprintf("targets at c=%d (ratio in green when met, red when not): hot >= 1.00 (CPU/check <= 1.0x, p99 <= 1.1x), istio >= 1.10, invalid >= 1.05, distinct >= 0.90. Generated %s.",
+	foot := fmt.Sprintf("targets at c=%d (green: met): hot >= 1.00 (CPU <= 1.0x, p99 <= 1.1x), istio >= 1.10, invalid >= 1.05, distinct >= 0.90. %s",
 		slices.Max(r.Params.Concurrency), r.Generated.Format("2006-01-02 15:04 UTC"))
 	text(img, marginLeft, chartH-14, foot, colAxis)
 	return writePNG(path, img)

@@ -311,6 +311,22 @@ gatehouse.oidcPorts: the ports of the introspection endpoint and the JWKS,
 space-separated (443 for https, 80 for http, unless the URL names one);
 empty when OIDC access tokens are off.
 */}}
+{{/*
+gatehouse.originPort: the port of directoryOrigin.url (empty: no origin):
+the URL's own, else 5432 for postgres:// and postgresql://, 443 for
+grpcs://, 80 for grpc://.
+*/}}
+{{- define "gatehouse.originPort" -}}
+{{- with .Values.directoryOrigin.url -}}
+{{- $u := urlParse . -}}
+{{- $port := trimPrefix ":" (regexFind ":[0-9]+$" $u.host) -}}
+{{- if not $port -}}
+{{- $port = get (dict "postgres" "5432" "postgresql" "5432" "grpcs" "443" "grpc" "80") $u.scheme -}}
+{{- end -}}
+{{- $port -}}
+{{- end -}}
+{{- end -}}
+
 {{- define "gatehouse.oidcPorts" -}}
 {{- $url := include "gatehouse.oidcURL" . -}}
 {{- if $url -}}
