@@ -5,6 +5,8 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -56,11 +58,18 @@ func seedSub(t *testing.T, rs *redistest.Server, id, sub, active string) {
 // forwardAuth asks the forward-auth listener about a GET of path.
 func (r *running) forwardAuth(t *testing.T, path, authorization string) (*http.Response, string) {
 	t.Helper()
+	return r.forwardAuthMethod(t, "GET", path, authorization)
+}
+
+// forwardAuthMethod asks the forward-auth listener about method on path,
+// as nginx's auth_request does.
+func (r *running) forwardAuthMethod(t *testing.T, method, path, authorization string) (*http.Response, string) {
+	t.Helper()
 	req, err := http.NewRequest("GET", "http://"+r.srv.HTTPAddr().String()+"/check", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("X-Original-Method", "GET")
+	req.Header.Set("X-Original-Method", method)
 	req.Header.Set("X-Original-URI", path)
 	req.Header.Set("Authorization", authorization)
 	resp, err := (&http.Client{Timeout: 5 * time.Second}).Do(req)
@@ -284,4 +293,92 @@ func TestOIDCSubInvalidation(t *testing.T) {
 	}
 	redisDo(t, rs.Client(), "PUBLISH", "gatehouse:invalidate", "sub:sub-late")
 	eventually(t, "the subject is found after its invalidation", func() bool { return ask() == "" })
+}
+
+// TestOIDCRowsBothAdapters: every row of docs/oidc.md's table of answers,
+// through the gRPC adapter and the forward-auth adapter of one server, with
+// the same token (the second adapter gets the verdict the first cached, or,
+// for failures, which are never cached, asks again).
+func TestOIDCRowsBothAdapters(t *testing.T) {
+	rs := redistest.Start(t)
+	p := oidctest.New(t)
+	seedSub(t, rs, activeUser, "sub-ann", "1")
+	seedSub(t, rs, inactiveUser, "sub-bob", "0")
+	r := start(t, oidcConfig(t, rs, p), Options{})
+	const list, create = "/external-api/v1.0/rooms/", "POST"
+	active := func(sub, scope string) map[string]any { return p.Active(sub, scope) }
+	without := func(m map[string]any, k string) map[string]any { delete(m, k); return m }
+	with := func(m map[string]any, k string, v any) map[string]any { m[k] = v; return m }
+	rows := []struct {
+		name    string
+		claims  map[string]any // nil: the provider does not know the token
+		status  int            // 0: the provider answers this status instead
+		wwwAuth string
+		method  string
+		code    int
+		detail  string
+	}{
+		{name: "allowed", claims: active("sub-ann", "lasuite_meet rooms:list"), code: 200},
+		{name: "not active", code: 401, detail: "Login failed"},
+		{name: "another issuer", claims: with(active("sub-ann", "lasuite_meet"), "iss", "https://elsewhere.example"), code: 401, detail: "Login failed"},
+		{name: "no required scope", claims: active("sub-ann", "openid rooms:list"), code: 401, detail: "Login failed"},
+		{name: "no scope", claims: without(active("sub-ann", "x"), "scope"), code: 401, detail: "Login failed"},
+		{name: "no audience", claims: without(active("sub-ann", "lasuite_meet"), "client_id"), code: 401, detail: "Login failed"},
+		{name: "no sub", claims: without(active("sub-ann", "lasuite_meet"), "sub"), code: 401, detail: "Login failed"},
+		{name: "expired", claims: with(active("sub-ann", "lasuite_meet"), "exp", time.Now().Add(-time.Minute).Unix()), code: 401, detail: "Login failed"},
+		{name: "unknown sub", claims: active("sub-nobody", "lasuite_meet"), code: 401, detail: "Login failed: No user found for the given access token."},
+		{name: "inactive user", claims: active("sub-bob", "lasuite_meet rooms:list"), code: 401, detail: "User account is disabled."},
+		{name: "route scope missing", claims: active("sub-ann", "lasuite_meet rooms:list"), method: create, code: 403, detail: "Insufficient permissions. Required scope: rooms:create"},
+		{name: "provider 401 with a description", status: 401, wwwAuth: `Bearer error="invalid_token", error_description="Token revoked"`, code: 401, detail: "Token revoked"},
+		{name: "provider 401 without a description", status: 401, wwwAuth: `Bearer error="invalid_token"`, code: 401, detail: "no error description in www-authenticate"},
+		{name: "provider 401 without WWW-Authenticate", status: 401, code: 503, detail: "Service temporarily unavailable."},
+		{name: "provider 500", status: 500, code: 503, detail: "Service temporarily unavailable."},
+	}
+	for i, row := range rows {
+		t.Run(row.name, func(t *testing.T) {
+			tok := fmt.Sprintf("row-%02d-opaque-access-token", i)
+			if row.claims != nil {
+				p.SetToken(tok, row.claims)
+			}
+			p.FailWith(row.status, row.wwwAuth)
+			defer p.FailWith(0, "")
+			method := row.method
+			if method == "" {
+				method = "GET"
+			}
+			// gRPC.
+			resp := r.checkRequest(t, method, list, "Bearer "+tok, nil)
+			if row.code == 200 {
+				if !allowed(resp) || header(resp, "x-auth-user-id") != activeUser {
+					t.Fatalf("gRPC: allowed=%v user %q", allowed(resp), header(resp, "x-auth-user-id"))
+				}
+			} else if allowed(resp) || int(httpStatus(resp)) != row.code || detail(t, resp) != row.detail {
+				t.Fatalf("gRPC: allowed=%v %d %q, want %d %q", allowed(resp), httpStatus(resp), reason(t, resp), row.code, row.detail)
+			}
+			if row.code == 401 && !strings.Contains(header(resp, "www-authenticate"), `error="invalid_token"`) {
+				t.Errorf("gRPC: challenge %q", header(resp, "www-authenticate"))
+			}
+			if row.code == 503 && header(resp, "retry-after") == "" {
+				t.Errorf("gRPC: 503 without Retry-After")
+			}
+			// Forward-auth.
+			hr, body := r.forwardAuthMethod(t, method, list, "Bearer "+tok)
+			if hr.StatusCode != row.code {
+				t.Fatalf("forward-auth: %d %s, want %d", hr.StatusCode, body, row.code)
+			}
+			if row.code == 200 {
+				if hr.Header.Get("X-Auth-User-Id") != activeUser {
+					t.Fatalf("forward-auth: user %q", hr.Header.Get("X-Auth-User-Id"))
+				}
+				return
+			}
+			var d struct{ Detail string }
+			if err := json.Unmarshal([]byte(body), &d); err != nil || d.Detail != row.detail {
+				t.Fatalf("forward-auth: body %s, want detail %q", body, row.detail)
+			}
+			if row.code == 503 && hr.Header.Get("Retry-After") == "" {
+				t.Errorf("forward-auth: 503 without Retry-After")
+			}
+		})
+	}
 }
