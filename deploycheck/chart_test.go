@@ -1485,15 +1485,36 @@ func TestChartReachesEverySetting(t *testing.T) {
 	}
 }
 
+// refusal is a "helm template" that must fail: its arguments, and what the
+// error must name.
+type refusal struct {
+	args []string
+	want string
+}
+
+// checkRefusals runs each refusal as a parallel subtest.
+func checkRefusals(t *testing.T, cases map[string]refusal) {
+	t.Helper()
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			_, err := helmTemplate(t, tc.args...)
+			if err == nil {
+				t.Fatalf("helm template %v succeeded", tc.args)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("helm template %v failed without naming %q: %v", tc.args, tc.want, err)
+			}
+		})
+	}
+}
+
 // TestChartRefusesMistakes: a misspelt or mistyped value, or a setup gatehouse
 // would refuse at start, fails "helm template" with a message naming it.
 func TestChartRefusesMistakes(t *testing.T) {
 	t.Parallel()
 	defaults := ciValues("defaults")
-	for name, tc := range map[string]struct {
-		args []string
-		want string
-	}{
+	checkRefusals(t, map[string]refusal{
 		"typo at the top":        {append(defaults, "--set", "replicaCont=3"), "replicaCont"},
 		"typo in jwt":            {append(defaults, "--set", "jwt.secrte=x"), "secrte"},
 		"typo deep down":         {append(defaults, "--set", "networkPolicy.ingress.namspaces[0]=x"), "namspaces"},
@@ -1533,18 +1554,7 @@ func TestChartRefusesMistakes(t *testing.T) {
 		"origin scheme":          {[]string{"--set", "jwt.secret=x,directoryOrigin.url=mysql://g@db/meet"}, "url"},
 		"origin password grpc":   {[]string{"--set", "jwt.secret=x,directoryOrigin.url=grpc://d:1,directoryOrigin.passwordSecret.name=s"}, "postgres://"},
 		"origin CA plaintext":    {[]string{"--set", "jwt.secret=x,directoryOrigin.url=grpc://d:1,directoryOrigin.caSecret.name=s"}, "grpcs://"},
-	} {
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			_, err := helmTemplate(t, tc.args...)
-			if err == nil {
-				t.Fatalf("helm template %v succeeded", tc.args)
-			}
-			if !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("helm template %v failed without naming %q: %v", tc.args, tc.want, err)
-			}
-		})
-	}
+	})
 }
 
 // TestChartKubeVersion: the chart refuses clusters without the features it

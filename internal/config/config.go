@@ -28,6 +28,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"reflect"
 	"strings"
 	"time"
 
@@ -632,7 +633,9 @@ func (c Config) ServerConfig() (server.Config, error) {
 func (c Config) oidcConfig() (oidc.Config, error) {
 	o := c.OIDC
 	if o.IntrospectionURL == "" {
-		if c.OIDCClientSecret != "" || c.OIDCClientSecretFile != "" || c.OIDCEncryptionKeyFile != "" || o.JWKSURL != "" || o.Issuer != "" {
+		d := Default()
+		if c.OIDCClientSecret != "" || c.OIDCClientSecretFile != "" || c.OIDCEncryptionKeyFile != "" ||
+			c.OIDCRequiredScopes != d.OIDCRequiredScopes || !reflect.DeepEqual(o, d.OIDC) {
 			return oidc.Config{}, errors.New("GATEHOUSE_OIDC_* settings are set without GATEHOUSE_OIDC_INTROSPECTION_URL")
 		}
 		return oidc.Config{}, nil

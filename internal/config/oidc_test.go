@@ -78,6 +78,9 @@ func TestOIDCSettingsNeedTheURL(t *testing.T) {
 		{"GATEHOUSE_OIDC_CLIENT_SECRET", "x"},
 		{"GATEHOUSE_OIDC_JWKS_URL", "https://idp.example/jwks"},
 		{"GATEHOUSE_OIDC_ISSUER", "https://idp.example"},
+		{"GATEHOUSE_OIDC_TIMEOUT", "1s"},
+		{"GATEHOUSE_OIDC_REQUIRED_SCOPES", "docs"},
+		{"GATEHOUSE_OIDC_CACHE_TTL", "0s"},
 	} {
 		c, err := Parse(nil, env(map[string]string{"GATEHOUSE_JWT_SECRET": "jwt-secret-0123456789", kv[0]: kv[1]}), nil)
 		if err != nil {
