@@ -71,6 +71,9 @@ type params struct {
 	ServerEnv     []string       `json:"server_env,omitempty"`
 	KeepLogs      string         `json:"-"`
 	ChartFrom     string         `json:"-"`
+	// NoopArgs are extra arguments of the do-nothing server (experiments
+	// only: the baseline runs without any).
+	NoopArgs []string `json:"noop_args,omitempty"`
 }
 
 // envList collects repeated KEY=VALUE flags.
@@ -130,6 +133,10 @@ func parseFlags(args []string) (params, error) {
 	fs.IntVar(&p.MaxChecks, "max-checks", 5_000_000, "upper bound on the checks of one measured run")
 	fs.IntVar(&p.CacheUsers, "cache-users", envInt("LOAD_CACHE_USERS", 1_000_000), "distinct users for the cache-bound check (0: skip; env LOAD_CACHE_USERS)")
 	fs.IntVar(&p.CacheSize, "cache-size", envInt("LOAD_CACHE_SIZE", 100_000), "user cache size of the cache-bound check (default: gatehouse's; env LOAD_CACHE_SIZE)")
+	fs.Func("noop-arg", "extra `argument` of the do-nothing server, e.g. --stream-workers=64 (repeatable; experiments only)", func(v string) error {
+		p.NoopArgs = append(p.NoopArgs, v)
+		return nil
+	})
 	fs.StringVar(&p.ChartFrom, "chart-from", "", "redraw results.png in --out from this results.json `file` and exit (no load run)")
 	var senv envList
 	fs.Var(&senv, "server-env", "`KEY=VALUE` added to the environment of both servers (repeatable; e.g. GOGC=50, GODEBUG=gctrace=1)")
@@ -323,7 +330,7 @@ func runScenario(ctx context.Context, log *slog.Logger, p params, ps *proc.Group
 	if err != nil {
 		return nil, err
 	}
-	noop, err := ps.Start(ctx, "noop-"+w.Name, command(p.Noop, []string{"--addr", "127.0.0.1:0"}, append([]string{"PATH=" + os.Getenv("PATH")}, p.ServerEnv...)), readyTimeout, textListening, nil)
+	noop, err := ps.Start(ctx, "noop-"+w.Name, command(p.Noop, append([]string{"--addr", "127.0.0.1:0"}, p.NoopArgs...), append([]string{"PATH=" + os.Getenv("PATH")}, p.ServerEnv...)), readyTimeout, textListening, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -5,7 +5,10 @@
 //
 // It listens on --addr (default 127.0.0.1:0), prints "listening <addr>" on
 // stdout once it accepts connections, and stops gracefully on SIGINT or
-// SIGTERM.
+// SIGTERM. --stream-workers N (default 0: grpc-go's default, a goroutine per
+// stream) gives it gatehouse's pool of stream workers, for the one
+// experiment that asks how much of gatehouse's margin that pool is
+// (docs/performance.md); the baseline of make load never sets it.
 package main
 
 import (
@@ -35,15 +38,16 @@ func (s *server) Check(context.Context, *authv3.CheckRequest) (*authv3.CheckResp
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:0", "listen `address` (host:port)")
+	workers := flag.Uint("stream-workers", 0, "grpc.NumStreamWorkers (0: grpc-go's default; an experiment, not the baseline)")
 	flag.Parse()
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	if err := run(*addr); err != nil {
+	if err := run(*addr, uint32(*workers)); err != nil {
 		log.Error("noop server failed", "error", err.Error())
 		os.Exit(1)
 	}
 }
 
-func run(addr string) error {
+func run(addr string, workers uint32) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	var lc net.ListenConfig
@@ -53,7 +57,11 @@ func run(addr string) error {
 	}
 	// Default grpc-go options: the baseline is what anyone gets with no
 	// tuning at all.
-	g := grpc.NewServer()
+	var opts []grpc.ServerOption
+	if workers > 0 {
+		opts = append(opts, grpc.NumStreamWorkers(workers))
+	}
+	g := grpc.NewServer(opts...)
 	authv3.RegisterAuthorizationServer(g, &server{ok: &authv3.CheckResponse{Status: &rpcstatus.Status{}}})
 	errc := make(chan error, 1)
 	go func() { errc <- g.Serve(ln) }()
