@@ -75,6 +75,11 @@ func StartClusterWith(t testing.TB, o ClusterOptions) *HACluster {
 				// A master streams its data set to a new replica at once.
 				"--repl-diskless-sync-delay", "0",
 				"--cluster-allow-reads-when-down", readsWhenDown,
+				// A replica always stands for election, however long
+				// its link to the dead master has been down: on a loaded
+				// machine the link can look stale before the kill, and a
+				// replica that thinks its data too old never fails over.
+				"--cluster-replica-validity-factor", "0",
 			}
 		}, nil))
 	}
@@ -177,10 +182,35 @@ func (c *HACluster) WaitPromoted(t testing.TB, i int, bound time.Duration) *Serv
 			}
 		}
 		if ctx.Err() != nil {
-			t.Fatalf("redistest: no replica of master %d was promoted within %s", i, bound)
+			t.Fatalf("redistest: no replica of master %d was promoted within %s\n%s", i, bound, c.diagnose(i))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// diagnose describes a failover that did not happen: what each running
+// node says of the cluster, and the log of the i-th master's replicas,
+// whose election it was.
+func (c *HACluster) diagnose(i int) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var b strings.Builder
+	for _, n := range c.Nodes {
+		n.mu.Lock()
+		running := n.cmd != nil
+		n.mu.Unlock()
+		if !running {
+			fmt.Fprintf(&b, "node %s: not running\n", n.Addr())
+			continue
+		}
+		info, err := n.Client().ClusterInfo(ctx).Result()
+		nodes, err2 := n.Client().ClusterNodes(ctx).Result()
+		fmt.Fprintf(&b, "node %s: CLUSTER INFO (%v):\n%s\nCLUSTER NODES (%v):\n%s\n", n.Addr(), err, info, err2, nodes)
+	}
+	for _, r := range c.Replicas[i] {
+		fmt.Fprintf(&b, "replica %s log:\n%s\n", r.Addr(), r.logTail())
+	}
+	return b.String()
 }
 
 // allOK reports whether every running node says cluster_state:ok.

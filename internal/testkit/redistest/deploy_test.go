@@ -109,6 +109,6 @@ func TestStartClusterWithReplicas(t *testing.T) {
 	}
 	began := time.Now()
 	c.Masters[1].Kill()
-	promoted := c.WaitPromoted(t, 1, 30*time.Second)
+	promoted := c.WaitPromoted(t, 1, 60*time.Second)
 	t.Logf("replica %s promoted %v after the kill", promoted.Addr(), time.Since(began))
 }
