@@ -152,7 +152,7 @@ func FuzzDecide(f *testing.F) {
 }
 
 // FuzzDecodeJSONObject: on JSON that is valid UTF-8 without surrogate
-// escapes, a BOM or deep nesting, where Python and Go agree, decodeJSONObject
+// escapes, a BOM or deep nesting, where Python and Go agree, DecodeJSONObject
 // accepts and decodes exactly what encoding/json does (UseNumber, one object,
 // nothing after it). On any input it never accepts trailing data or bytes
 // that are not UTF-8 (encoded surrogates excepted).
@@ -167,7 +167,7 @@ func FuzzDecodeJSONObject(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		got, ok := decodeJSONObject(b)
+		got, ok := DecodeJSONObject(b)
 		if ok {
 			if !pyUTF8Valid(b) {
 				t.Fatalf("accepted %q: not UTF-8 even with surrogatepass", b)

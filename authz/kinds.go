@@ -151,10 +151,14 @@ func (a *Authorizer) permit(req *Request, rule Rule, c *claims, id Identity) Dec
 // kind; an iat or nbf in the future again (a clock that went back) is decided
 // afresh, as the kinds would. Claims are only cached when no earlier kind
 // passed the token on for a reason the clock can change (failImmature), so
-// that a cached answer is the answer every kind would give again.
+// that a cached answer is the answer every kind would give again; a token
+// every kind passed on is cached as passedByEveryKind on the same terms.
 func (a *Authorizer) kindClaims(token string) (c *claims, deny *Decision, passed bool) {
 	now := a.now()
 	key, cacheable, c := a.cachedClaims(token, now)
+	if c == passedByEveryKind {
+		return nil, &denyInvalidToken, true
+	}
 	if c != nil {
 		switch a.kinds[c.kind].v.timeFailure(c, now) {
 		case failNone:
@@ -183,8 +187,22 @@ func (a *Authorizer) kindClaims(token string) (c *claims, deny *Decision, passed
 		}
 		return c, nil, false
 	}
+	if cacheable != nil && !clockBound && a.introspector != nil {
+		// Every kind failed to decode it for a reason the clock cannot
+		// change (signature, algorithm, shape): the resource server's
+		// token, which would otherwise be parsed by every kind again on
+		// each request before its verdict is read from the cache. Only
+		// with a resource server: without one, such a token is refused
+		// at no more cost than a cache entry.
+		cacheable.Set(key, passedByEveryKind, now, now.Add(maxTokenCacheTTL))
+	}
 	return nil, &denyInvalidToken, true
 }
+
+// passedByEveryKind is the verified-token cache's entry for a token no JWT
+// kind decodes (see kindClaims). It is never modified, and never returned
+// as claims.
+var passedByEveryKind = &claims{}
 
 // methodNotAllowed returns the 405 of a request whose route the policy knows
 // the backend routes, but not for this method (MethodPolicy).

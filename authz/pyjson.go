@@ -5,9 +5,10 @@ import (
 	"unicode/utf8"
 )
 
-// decodeJSONObject reads a token segment's JSON the way PyJWT does, with
-// Python's json.loads on the raw bytes, so that gatehouse accepts and refuses
-// exactly the header and payload bytes Meet does:
+// DecodeJSONObject reads a JSON object the way Python's json.loads reads
+// bytes: a token segment as PyJWT reads it, an introspection answer as La
+// Suite's resource server reads it (authz/oidc). gatehouse thus accepts and
+// refuses exactly the bytes Meet does:
 //
 //   - the bytes are UTF-8, an optional UTF-8 BOM first (json.loads detects
 //     the encoding and strips it); encoded surrogates (ED A0..BF xx) are
@@ -33,7 +34,7 @@ import (
 // Deliberately refused although json.loads accepts them (Meet never issues
 // them): the NaN, Infinity and -Infinity literals, UTF-16 and UTF-32 text,
 // and nesting deeper than maxJSONDepth.
-func decodeJSONObject(b []byte) (map[string]any, bool) {
+func DecodeJSONObject(b []byte) (map[string]any, bool) {
 	if len(b) >= 3 && b[0] == 0xEF && b[1] == 0xBB && b[2] == 0xBF {
 		b = b[3:]
 	}

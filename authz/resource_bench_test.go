@@ -19,14 +19,17 @@ import (
 func BenchmarkDecideIntrospected(b *testing.B) {
 	const user = "6f1c2d3e-4a5b-4c6d-8e9f-0a1b2c3d4e5f"
 	p := oidctest.New(b)
-	const tok = "opaque-access-token-for-the-benchmark-0123456789"
-	p.SetToken(tok, p.Active("sub-ann", "lasuite_meet rooms:list"))
+	const opaque = "opaque-access-token-for-the-benchmark-0123456789"
+	// Keycloak's access tokens are JWTs (RS256): the JWT kinds parse them
+	// before passing them on.
+	const jwtShaped = "eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCIsImtpZCI6ImsxIn0.eyJzdWIiOiJzdWItYW5uIiwic2NvcGUiOiJsYXN1aXRlX21lZXQifQ.c2lnbmF0dXJl"
 	dir := userstore.NewMemory([]userstore.Record{{ID: user, Active: true, Sub: "sub-ann"}}, nil)
-	req := &authz.Request{Method: "GET", Path: "/rooms", Authorization: "Bearer " + tok}
 	for _, bc := range []struct {
-		name string
-		ttl  time.Duration
-	}{{"cached-verdict", time.Minute}, {"cold-verdict", -1}} {
+		name, tok string
+		ttl       time.Duration
+	}{{"cached-verdict", opaque, time.Minute}, {"cached-verdict-jwt-shaped", jwtShaped, time.Minute}, {"cold-verdict", opaque, -1}} {
+		p.SetToken(bc.tok, p.Active("sub-ann", "lasuite_meet rooms:list"))
+		req := &authz.Request{Method: "GET", Path: "/rooms", Authorization: "Bearer " + bc.tok}
 		b.Run(bc.name, func(b *testing.B) {
 			in, err := oidc.New(oidc.Config{
 				IntrospectionURL: p.IntrospectionURL(), Issuer: p.Issuer,

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 
@@ -294,5 +295,38 @@ func TestResourceServerTokenPython(t *testing.T) {
 	}
 	if n != 5460 {
 		t.Fatalf("%d cases, want 5460", n)
+	}
+}
+
+// A token every JWT kind passes on is remembered as such only while that
+// cannot change: new keys drop the memory (the token may verify now), and a
+// token passed on for the clock (nbf in the future) is not remembered.
+func TestPassedTokensCache(t *testing.T) {
+	other := []byte("another-secret-of-reasonable-length")
+	f := newRSFixture(t, nil)
+	tok := signWith(t, jwt.SigningMethodHS256, other, meetClaims())
+	for range 2 {
+		if d := f.at(t, "/rooms", tok); d.Reason != ReasonLoginFailed {
+			t.Fatalf("foreign JWT: %s, want login_failed", d.Reason)
+		}
+	}
+	if err := f.a.SetKeys([]Key{{ID: "old", Secret: testSecret}, {ID: "new", Secret: other}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if d := f.at(t, "/rooms", tok); !d.Allowed() {
+		t.Fatalf("after its key was added: %s %q", d.Reason, d.Message)
+	}
+
+	early := sign(t, with(meetClaims(), "nbf", testNow.Unix()+100))
+	if d := f.at(t, "/rooms", early); d.Reason != ReasonLoginFailed {
+		t.Fatalf("not yet valid: %s, want login_failed (passed to the provider)", d.Reason)
+	}
+	f.clock.Advance(200 * time.Second)
+	if d := f.at(t, "/rooms", early); !d.Allowed() {
+		t.Fatalf("once valid: %s %q", d.Reason, d.Message)
+	}
+	asked := len(f.in.asked)
+	if asked != 3 {
+		t.Fatalf("the provider was asked %d times, want 3 (twice for the foreign JWT, once for the early one)", asked)
 	}
 }

@@ -149,7 +149,7 @@ func newVerifier(cfg JWTConfig, idFmt IDFormat) (*verifier, error) {
 		cfg: cfg,
 		alg: ks.keys[0].alg(),
 		// The parser only decodes base64url segments (JSON is read by
-		// decodeJSONObject, as PyJWT reads it). Padding is allowed because
+		// DecodeJSONObject, as PyJWT reads it). Padding is allowed because
 		// PyJWT accepts padded segments.
 		parser: jwt.NewParser(jwt.WithPaddingAllowed()),
 		idFmt:  idFmt,
@@ -207,7 +207,7 @@ func (v *verifier) decode(token string, now time.Time) (*claims, map[string]any,
 			return nil, nil, failDecode
 		}
 		var ok bool
-		if header, ok = decodeJSONObject(hb); !ok || !v.headerOK(header) {
+		if header, ok = DecodeJSONObject(hb); !ok || !v.headerOK(header) {
 			return nil, nil, failDecode
 		}
 	}
@@ -218,13 +218,13 @@ func (v *verifier) decode(token string, now time.Time) (*claims, map[string]any,
 	if header == nil {
 		// The signature is good: the token was made by a holder of the
 		// secret. Decode header and payload as PyJWT's json.loads does
-		// (decodeJSONObject), and refuse a header PyJWT refuses (headerOK).
+		// (DecodeJSONObject), and refuse a header PyJWT refuses (headerOK).
 		hb, err := v.parser.DecodeSegment(headerSeg)
 		if err != nil {
 			return nil, nil, failDecode
 		}
 		var ok bool
-		if header, ok = decodeJSONObject(hb); !ok || !v.headerOK(header) {
+		if header, ok = DecodeJSONObject(hb); !ok || !v.headerOK(header) {
 			return nil, nil, failDecode
 		}
 	}
@@ -232,7 +232,7 @@ func (v *verifier) decode(token string, now time.Time) (*claims, map[string]any,
 	if err != nil {
 		return nil, nil, failDecode
 	}
-	mc, ok := decodeJSONObject(pb)
+	mc, ok := DecodeJSONObject(pb)
 	if !ok {
 		return nil, nil, failDecode
 	}
@@ -335,7 +335,7 @@ func (v *verifier) meetClaims(c *claims, mc map[string]any) (*claims, *Decision)
 	// the decision table. Python's truthiness is narrowed on purpose: ids must
 	// be non-empty strings and delegated must be JSON true (docs/design.md#meet-claims).
 	// Ids travel upstream as header values: one that cannot (a control
-	// character, invalid UTF-8, a lone surrogate, see decodeJSONObject) is
+	// character, invalid UTF-8, a lone surrogate, see DecodeJSONObject) is
 	// refused here rather than forwarded split, dropped or mangled.
 	rawUserID, _ := mc["user_id"].(string)
 	if rawUserID == "" || !HeaderSafe(rawUserID) {

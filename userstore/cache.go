@@ -5,10 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync/atomic"
 	"time"
-
-	"golang.org/x/sync/singleflight"
 
 	"github.com/gatehouse-authz/gatehouse/internal/boundedcache"
 	"github.com/gatehouse-authz/gatehouse/internal/logbudget"
@@ -74,20 +71,14 @@ type Cache struct {
 	// hit path, and needs no allocation either.
 	users    *boundedcache.Cache[string, Status]
 	apps     *boundedcache.Cache[string, Status]
-	group    singleflight.Group
+	flights  flights
 	ttl      time.Duration
 	negTTL   time.Duration
 	stale    time.Duration
-	timeout  time.Duration
 	now      func() time.Time
 	log      *slog.Logger
 	logs     *logbudget.Budget
 	onLookup func(layer, outcome string)
-
-	// gen counts invalidations. An origin answer is stored only if no
-	// invalidation happened while it was in flight: otherwise an answer read
-	// before a change could be cached after the change's invalidation.
-	gen atomic.Uint64
 }
 
 // cacheKey names a record on the miss path.
@@ -103,7 +94,6 @@ func NewCache(origin Directory, opts CacheOptions) *Cache {
 		ttl:      opts.TTL,
 		negTTL:   opts.NegativeTTL,
 		stale:    opts.StaleIfError,
-		timeout:  opts.LookupTimeout,
 		now:      opts.Now,
 		log:      opts.Logger,
 		logs:     opts.LogBudget,
@@ -119,8 +109,9 @@ func NewCache(origin Directory, opts CacheOptions) *Cache {
 	if c.negTTL == 0 {
 		c.negTTL = DefaultNegativeTTL
 	}
-	if c.timeout <= 0 {
-		c.timeout = DefaultLookupTimeout
+	c.flights.timeout = opts.LookupTimeout
+	if c.flights.timeout <= 0 {
+		c.flights.timeout = DefaultLookupTimeout
 	}
 	if c.now == nil {
 		c.now = time.Now
@@ -180,41 +171,20 @@ func (c *Cache) miss(ctx context.Context, t *boundedcache.Cache[string, Status],
 		c.observe("error")
 		return NotFound, fmt.Errorf("userstore: cache: %s lookup: %w: %w", k.kind, ErrUnavailable, err)
 	}
-	// The flight outlives any single caller: it must not be cancelled when
-	// the first caller goes away while others wait, so it runs on a
-	// detached context bounded by its own timeout.
-	detached := context.WithoutCancel(ctx)
-	ch := c.group.DoChan(flightKey(k), func() (any, error) {
-		gen := c.gen.Load()
-		octx, cancel := context.WithTimeout(detached, c.timeout)
-		defer cancel()
-		st, err := c.origin.Lookup(octx, k.kind, k.id)
-		if err != nil {
-			// Never cached, an invalid record included: once fixed,
-			// it must be read again.
-			return NotFound, err
-		}
-		if c.gen.Load() == gen {
-			c.store(t, k.id, st)
-			// An invalidation may have landed between the check and the
-			// store; it bumped gen first, so re-checking closes the gap.
-			if c.gen.Load() != gen {
-				t.Delete(k.id)
-			}
-		}
-		return st, nil
-	})
-	select {
-	case r := <-ch:
-		if r.Err == nil {
-			c.observe("miss")
-			return r.Val.(Status), nil
-		}
-		return c.originFailed(t, k, r.Err)
-	case <-ctx.Done():
+	st, done, err := load(ctx, &c.flights, flightKey(k), func(ctx context.Context) (Status, error) {
+		// Never cached on error, an invalid record included: once
+		// fixed, it must be read again.
+		return c.origin.Lookup(ctx, k.kind, k.id)
+	}, func(st Status) { c.store(t, k.id, st) }, func() { t.Delete(k.id) })
+	switch {
+	case done:
 		c.observe("error")
-		return NotFound, fmt.Errorf("userstore: cache: %s lookup: %w: %w", k.kind, ErrUnavailable, ctx.Err())
+		return NotFound, fmt.Errorf("userstore: cache: %s lookup: %w: %w", k.kind, ErrUnavailable, err)
+	case err != nil:
+		return c.originFailed(t, k, err)
 	}
+	c.observe("miss")
+	return st, nil
 }
 
 func (c *Cache) store(t *boundedcache.Cache[string, Status], id string, st Status) {
@@ -289,16 +259,14 @@ func (c *Cache) Invalidate(kind Kind, id string) {
 	if t == nil {
 		return
 	}
-	c.gen.Add(1)
+	c.flights.invalidated(flightKey(cacheKey{kind, id}))
 	t.Delete(id)
-	// New callers must not join a flight that started before the change.
-	c.group.Forget(flightKey(cacheKey{kind, id}))
 }
 
 // Purge drops every cached entry (for example after the invalidation channel
 // was disconnected and messages may have been lost).
 func (c *Cache) Purge() {
-	c.gen.Add(1)
+	c.flights.invalidated("")
 	c.users.Purge()
 	c.apps.Purge()
 }

@@ -4,10 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"sync/atomic"
 	"time"
-
-	"golang.org/x/sync/singleflight"
 
 	"github.com/gatehouse-authz/gatehouse/internal/boundedcache"
 )
@@ -67,14 +64,10 @@ type subjectEntry struct {
 type SubjectCache struct {
 	origin  Subjects
 	cache   *boundedcache.Cache[string, subjectEntry]
-	group   singleflight.Group
+	flights flights
 	ttl     time.Duration
 	negTTL  time.Duration
-	timeout time.Duration
 	now     func() time.Time
-	// gen counts invalidations: an answer read before one is not stored
-	// after it (see Cache.gen).
-	gen atomic.Uint64
 }
 
 var _ Subjects = (*SubjectCache)(nil)
@@ -82,11 +75,10 @@ var _ Subjects = (*SubjectCache)(nil)
 // NewSubjectCache returns a SubjectCache in front of origin.
 func NewSubjectCache(origin Subjects, opts SubjectCacheOptions) *SubjectCache {
 	c := &SubjectCache{
-		origin:  origin,
-		ttl:     opts.TTL,
-		negTTL:  opts.NegativeTTL,
-		timeout: opts.LookupTimeout,
-		now:     opts.Now,
+		origin: origin,
+		ttl:    opts.TTL,
+		negTTL: opts.NegativeTTL,
+		now:    opts.Now,
 	}
 	if c.ttl == 0 {
 		c.ttl = DefaultSubjectTTL
@@ -94,8 +86,9 @@ func NewSubjectCache(origin Subjects, opts SubjectCacheOptions) *SubjectCache {
 	if c.negTTL == 0 {
 		c.negTTL = DefaultSubjectNegativeTTL
 	}
-	if c.timeout <= 0 {
-		c.timeout = DefaultLookupTimeout
+	c.flights.timeout = opts.LookupTimeout
+	if c.flights.timeout <= 0 {
+		c.flights.timeout = DefaultLookupTimeout
 	}
 	if c.now == nil {
 		c.now = time.Now
@@ -122,39 +115,19 @@ func (c *SubjectCache) UserBySub(ctx context.Context, sub string) (string, bool,
 	if err := ctx.Err(); err != nil {
 		return "", false, fmt.Errorf("userstore: subject cache: %w: %w", ErrUnavailable, err)
 	}
-	detached := context.WithoutCancel(ctx)
-	ch := c.group.DoChan(sub, func() (any, error) {
-		gen := c.gen.Load()
-		octx, cancel := context.WithTimeout(detached, c.timeout)
-		defer cancel()
-		id, found, err := c.origin.UserBySub(octx, sub)
-		if err != nil {
-			return nil, err
-		}
-		e := subjectEntry{id: id, found: found}
+	e, _, err := load(ctx, &c.flights, sub, func(ctx context.Context) (subjectEntry, error) {
+		id, found, err := c.origin.UserBySub(ctx, sub)
 		if !found {
-			e.id = ""
+			id = ""
 		}
-		if c.gen.Load() == gen {
-			c.store(sub, e)
-			if c.gen.Load() != gen {
-				c.cache.Delete(sub)
-			}
-		}
-		return e, nil
-	})
-	select {
-	case r := <-ch:
-		if r.Err != nil {
-			// Never a sub in the error: it comes from a token's
-			// introspection answer.
-			return "", false, fmt.Errorf("userstore: subject cache: %w: %w", ErrUnavailable, r.Err)
-		}
-		e := r.Val.(subjectEntry)
-		return e.id, e.found, nil
-	case <-ctx.Done():
-		return "", false, fmt.Errorf("userstore: subject cache: %w: %w", ErrUnavailable, ctx.Err())
+		return subjectEntry{id: id, found: found}, err
+	}, func(e subjectEntry) { c.store(sub, e) }, func() { c.cache.Delete(sub) })
+	if err != nil {
+		// Never a sub in the error: it comes from a token's
+		// introspection answer.
+		return "", false, fmt.Errorf("userstore: subject cache: %w: %w", ErrUnavailable, err)
 	}
+	return e.id, e.found, nil
 }
 
 func (c *SubjectCache) store(sub string, e subjectEntry) {
@@ -172,14 +145,13 @@ func (c *SubjectCache) store(sub string, e subjectEntry) {
 // Invalidate drops the cached answer for sub; a lookup in flight for it is
 // not cached, and later callers do not join it.
 func (c *SubjectCache) Invalidate(sub string) {
-	c.gen.Add(1)
+	c.flights.invalidated(sub)
 	c.cache.Delete(sub)
-	c.group.Forget(sub)
 }
 
 // Purge drops every cached answer (after the invalidation feed was lost).
 func (c *SubjectCache) Purge() {
-	c.gen.Add(1)
+	c.flights.invalidated("")
 	c.cache.Purge()
 }
 

@@ -1,7 +1,6 @@
 package oidc
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"math"
@@ -19,23 +18,14 @@ type refusal string
 
 func (r refusal) Error() string { return string(r) }
 
-// decodeObject reads a JSON object the way Python's json.loads does for the
-// cases that matter here: duplicate keys, the last one wins (encoding/json
-// does that for maps); numbers are kept as json.Number. Bytes that are not
-// UTF-8 are refused rather than replaced with U+FFFD as encoding/json would,
-// so that no decoded string differs from what the provider sent.
+// decodeObject reads a JSON object as Python's json.loads does
+// (authz.DecodeJSONObject): duplicate keys, the last one wins; numbers are
+// kept as json.Number; a lone surrogate is kept as bytes that are not UTF-8,
+// so a string holding one fails authz.HeaderSafe and is refused.
 func decodeObject(b []byte) (map[string]any, error) {
-	if !utf8.Valid(b) {
-		return nil, refusal("answer is not UTF-8")
-	}
-	d := json.NewDecoder(bytes.NewReader(b))
-	d.UseNumber()
-	var m map[string]any
-	if err := d.Decode(&m); err != nil || m == nil {
-		return nil, refusal("answer is not a JSON object")
-	}
-	if _, err := d.Token(); err == nil {
-		return nil, refusal("answer has data after the JSON object")
+	m, ok := authz.DecodeJSONObject(b)
+	if !ok {
+		return nil, refusal("answer is not a JSON object as Python reads one")
 	}
 	return m, nil
 }
@@ -173,9 +163,11 @@ func (i *Introspector) checkVerdict(v authz.Introspection, now time.Time) error 
 		return refusal("sub, audience or scope is not header-safe")
 	case strings.ContainsRune(v.Sub, utf8.RuneError) || strings.ContainsRune(v.Audience, utf8.RuneError) ||
 		strings.ContainsRune(v.Scope, utf8.RuneError):
-		// encoding/json turns lone surrogate escapes into U+FFFD, which
-		// HeaderSafe accepts; Python would keep the surrogate. Refusing U+FFFD
-		// keeps a string gatehouse looks up the one the provider meant.
+		// A verdict read back from the shared cache went through
+		// encoding/json, which turns a lone surrogate escape into U+FFFD,
+		// and HeaderSafe accepts that: a forged value could name a sub the
+		// provider never sent. (Answers keep lone surrogates as bytes that
+		// fail HeaderSafe: decodeObject.) A real U+FFFD is refused too.
 		return refusal("sub, audience or scope holds U+FFFD")
 	case !i.scopeAllowed(v.Scope):
 		return refusal("scope shares none of the required scopes")

@@ -34,9 +34,10 @@
 //     would send Python's str() of it), exp a number in the future when
 //     present. Every failed check is "Login failed" (Meet's
 //     SuspiciousOperation mostly ends as a bare 400 or a 500).
-//   - Sub, audience and scope must be valid as header values, and must not
-//     hold U+FFFD (what encoding/json makes of a lone surrogate, which
-//     Python would keep): they are forwarded and looked up.
+//   - Answers are read as Python's json.loads reads them
+//     (authz.DecodeJSONObject, shared with token verification). Sub,
+//     audience and scope must be valid as header values (a lone surrogate
+//     is not) and must not hold U+FFFD: they are forwarded and looked up.
 //   - Only a short printable-ASCII error_description is passed on; another
 //     one leaves the description empty ("Login failed"). A WWW-Authenticate
 //     element Python's parser would crash on is skipped.

@@ -86,6 +86,9 @@ type Metrics struct {
 	introspections *prometheus.CounterVec
 	introspectDur  prometheus.Observer
 	oidcCache      *prometheus.CounterVec
+	// byOIDC holds the pre-resolved counters of both: CacheLookup runs on
+	// every request carrying an OIDC access token.
+	byOIDC map[lookupKey]prometheus.Counter
 }
 
 type resolvedCounter struct {
@@ -158,12 +161,13 @@ func NewMetrics(build BuildInfo) *Metrics {
 		Buckets: latencyBuckets,
 	})
 	m.introspectDur = introspectDur
+	m.byOIDC = make(map[lookupKey]prometheus.Counter)
 	for _, o := range []string{"active", "refused", "provider_401", outcomeError} {
-		m.introspections.WithLabelValues(o)
+		m.byOIDC[lookupKey{"introspection", o}] = m.introspections.WithLabelValues(o)
 	}
 	for _, layer := range []string{"memory", "shared"} {
 		for _, r := range []string{outcomeHit, outcomeMiss, outcomeError} {
-			m.oidcCache.WithLabelValues(layer, r)
+			m.byOIDC[lookupKey{layer, r}] = m.oidcCache.WithLabelValues(layer, r)
 		}
 	}
 	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{
@@ -267,40 +271,14 @@ func (m *Metrics) ObserveLookup(layer, outcome string) {
 // Redis returns origin instrumented as the Redis layer of the directory:
 // each lookup is timed (gatehouse_redis_duration_seconds) and counted in
 // gatehouse_directory_lookups_total{layer="redis"} as hit (the record
-// exists, active or not), miss or error. Put it between the Redis store and
-// the userstore.Cache, so that only lookups that reach Redis are seen. A nil
-// *Metrics returns origin itself.
+// exists, active or not), miss, invalid or error. Put it between the Redis
+// store and the userstore.Cache, so that only lookups that reach Redis are
+// seen. A nil *Metrics returns origin itself.
 func (m *Metrics) Redis(origin userstore.Directory) userstore.Directory {
 	if m == nil {
 		return origin
 	}
-	return &redisDirectory{origin: origin, m: m}
-}
-
-type redisDirectory struct {
-	origin userstore.Directory
-	m      *Metrics
-}
-
-func (r *redisDirectory) Lookup(ctx context.Context, kind userstore.Kind, id string) (userstore.Status, error) {
-	start := time.Now()
-	st, err := r.origin.Lookup(ctx, kind, id)
-	elapsed := time.Since(start).Seconds()
-	switch {
-	case errors.Is(err, userstore.ErrInvalidRecord):
-		r.m.redisDur[0].Observe(elapsed)
-		r.m.byLookup[lookupKey{layerRedis, outcomeInvalid}].Inc()
-	case err != nil:
-		r.m.redisDur[1].Observe(elapsed)
-		r.m.byLookup[lookupKey{layerRedis, outcomeError}].Inc()
-	case st == userstore.NotFound:
-		r.m.redisDur[0].Observe(elapsed)
-		r.m.byLookup[lookupKey{layerRedis, outcomeMiss}].Inc()
-	default:
-		r.m.redisDur[0].Observe(elapsed)
-		r.m.byLookup[lookupKey{layerRedis, outcomeHit}].Inc()
-	}
-	return st, err
+	return &timedDirectory{origin: origin, m: m, layer: layerRedis, dur: &m.redisDur}
 }
 
 // Origin returns origin instrumented as the origin layer of the directory
@@ -314,29 +292,34 @@ func (m *Metrics) Origin(origin userstore.Directory) userstore.Directory {
 	if m == nil {
 		return origin
 	}
-	return &originDirectory{origin: origin, m: m}
+	return &timedDirectory{origin: origin, m: m, layer: layerOrigin, dur: &m.originDur}
 }
 
-type originDirectory struct {
+// timedDirectory times and counts the lookups of one layer of the
+// directory; dur is that layer's histogram by outcome (ok, error).
+type timedDirectory struct {
 	origin userstore.Directory
 	m      *Metrics
+	layer  string
+	dur    *[2]prometheus.Observer
 }
 
-func (o *originDirectory) Lookup(ctx context.Context, kind userstore.Kind, id string) (userstore.Status, error) {
+func (d *timedDirectory) Lookup(ctx context.Context, kind userstore.Kind, id string) (userstore.Status, error) {
 	start := time.Now()
-	st, err := o.origin.Lookup(ctx, kind, id)
+	st, err := d.origin.Lookup(ctx, kind, id)
 	elapsed := time.Since(start).Seconds()
-	outcome, dur := outcomeHit, o.m.originDur[0]
+	outcome, dur := outcomeHit, d.dur[0]
 	switch {
 	case errors.Is(err, userstore.ErrInvalidRecord):
+		// The layer answered: an ok duration, an invalid record.
 		outcome = outcomeInvalid
 	case err != nil:
-		outcome, dur = outcomeError, o.m.originDur[1]
+		outcome, dur = outcomeError, d.dur[1]
 	case st == userstore.NotFound:
 		outcome = outcomeMiss
 	}
 	dur.Observe(elapsed)
-	o.m.byLookup[lookupKey{layerOrigin, outcome}].Inc()
+	d.m.byLookup[lookupKey{d.layer, outcome}].Inc()
 	return st, err
 }
 
@@ -347,13 +330,21 @@ func (m *Metrics) Introspected(outcome string, d time.Duration) {
 	if m == nil {
 		return
 	}
-	m.introspections.WithLabelValues(outcome).Inc()
+	if c, ok := m.byOIDC[lookupKey{"introspection", outcome}]; ok {
+		c.Inc()
+	} else {
+		m.introspections.WithLabelValues(outcome).Inc()
+	}
 	m.introspectDur.Observe(d.Seconds())
 }
 
 // CacheLookup counts one lookup of an OIDC verdict cache.
 func (m *Metrics) CacheLookup(layer, result string) {
 	if m == nil {
+		return
+	}
+	if c, ok := m.byOIDC[lookupKey{layer, result}]; ok {
+		c.Inc()
 		return
 	}
 	m.oidcCache.WithLabelValues(layer, result).Inc()

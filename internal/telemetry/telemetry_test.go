@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -376,3 +377,26 @@ func TestPathAttr(t *testing.T) {
 }
 
 func goVersion() string { return runtime.Version() }
+
+// TestOIDCCounters: the OIDC observer counts into the series it names.
+func TestOIDCCounters(t *testing.T) {
+	m := NewMetrics(BuildInfo{})
+	m.Introspected("active", time.Millisecond)
+	m.CacheLookup("shared", "hit")
+	m.CacheLookup("shared", "hit")
+	if got := counterValue(t, m.oidcCache.WithLabelValues("shared", "hit")); got != 2 {
+		t.Fatalf("shared hits %v, want 2", got)
+	}
+	if got := counterValue(t, m.introspections.WithLabelValues("active")); got != 1 {
+		t.Fatalf("active introspections %v, want 1", got)
+	}
+}
+
+func counterValue(t *testing.T, c prometheus.Counter) float64 {
+	t.Helper()
+	var pb dto.Metric
+	if err := c.Write(&pb); err != nil {
+		t.Fatal(err)
+	}
+	return pb.GetCounter().GetValue()
+}
